@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// ckpt: LLaMA-family checkpoint weights — apply/make deltas, convert, quantize, checksum, verify.
+//
+// Float16 arithmetic: the hot kernels live in the C target `CKernels`, compiled for a portable baseline with
+// per-function `__attribute__((target("avx2,f16c,fma")))` variants chosen at run time. We deliberately do *not* use
+// `unsafeFlags(["-Xcc", "-mf16c"])`: it breaks arm64 builds and forbids other packages from depending on CkptKit.
+let package = Package(
+    name: "ckpt",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ckpt", targets: ["ckpt"]),
+        .library(name: "CkptKit", targets: ["CkptKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries of the field: zlib (CRC-32, inflate) and OpenSSL libcrypto (SHA-256).
+        // Named CZlibShim, not CZlib, so that a dependency declaring its own `CZlib` module cannot collide.
+        .systemLibrary(name: "CZlibShim", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+        .target(name: "CKernels"),
+        .target(
+            name: "CkptKit",
+            dependencies: ["CZlibShim", "COpenSSL", "CKernels"]
+        ),
+        .executableTarget(
+            name: "ckpt",
+            dependencies: ["CkptKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
+            name: "CkptKitTests",
+            dependencies: ["CkptKit"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,41 @@
+// CKernels: element-wise conversion kernels for ckpt.
+//
+// Each kernel has a portable C version and, on x86-64, an AVX2+F16C(+FMA) version compiled with a per-function
+// target attribute; the best one is chosen once at run time with __builtin_cpu_supports. The package therefore needs
+// no global -mf16c flag (which would break arm64 builds and bar other packages from depending on CkptKit).
+//
+// Rounding: every narrowing conversion rounds to nearest, ties to even. NaNs stay NaN (quieted), signs are kept.
+#ifndef CKPT_KERNELS_H
+#define CKPT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Name of the instruction-set variant the dispatcher chose: "avx2+f16c" or "portable".
+const char *ckpt_kernels_variant(void);
+/// Force the portable variant (for tests comparing the two); 0 restores automatic choice.
+void ckpt_kernels_force_portable(int force);
+
+/// IEEE binary16 → binary32 (exact).
+void ckpt_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// binary32 → binary16, round to nearest even; overflow → ±inf; NaN → quiet NaN keeping sign and top payload bits.
+void ckpt_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+/// bfloat16 → binary32 (exact).
+void ckpt_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// binary32 → bfloat16, round to nearest even; NaN → quiet NaN keeping sign and top payload bits.
+void ckpt_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+
+/// Scalar helpers (portable, used by tests and by tails).
+float ckpt_f16_to_f32_scalar(uint16_t h);
+uint16_t ckpt_f32_to_f16_scalar(float f);
+float ckpt_bf16_to_f32_scalar(uint16_t h);
+uint16_t ckpt_f32_to_bf16_scalar(float f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,42 @@
+import CKernels
+
+/// Element-wise conversion kernels (f16/bf16 ⇄ f32, round to nearest even, NaN kept). The arithmetic lives in the
+/// C target `CKernels`, which picks an AVX2+F16C variant at run time and otherwise runs a portable one.
+public enum Kernels {
+    /// The variant in use: "avx2+f16c" or "portable".
+    public static var variant: String { String(cString: ckpt_kernels_variant()) }
+
+    /// Tests only: force the portable variant (true) or restore automatic choice (false).
+    public static func forcePortable(_ on: Bool) { ckpt_kernels_force_portable(on ? 1 : 0) }
+
+    /// Converts `count` elements of `src` (type `from`) into f32 at `dst`.
+    public static func toFloat32(_ src: UnsafeRawPointer, from: DType, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+        switch from {
+        case .F32: dst.update(from: src.assumingMemoryBound(to: Float.self), count: count)
+        case .F16: ckpt_f16_to_f32(src.assumingMemoryBound(to: UInt16.self), dst, count)
+        case .BF16: ckpt_bf16_to_f32(src.assumingMemoryBound(to: UInt16.self), dst, count)
+        case .F64:
+            let s = src.assumingMemoryBound(to: Double.self)
+            for i in 0..<count { dst[i] = Float(s[i]) }
+        default: break
+        }
+    }
+
+    /// Converts `count` f32 values into type `to` at `dst`, rounding to nearest even.
+    public static func fromFloat32(_ src: UnsafePointer<Float>, to: DType, _ dst: UnsafeMutableRawPointer, count: Int) {
+        switch to {
+        case .F32: dst.assumingMemoryBound(to: Float.self).update(from: src, count: count)
+        case .F16: ckpt_f32_to_f16(src, dst.assumingMemoryBound(to: UInt16.self), count)
+        case .BF16: ckpt_f32_to_bf16(src, dst.assumingMemoryBound(to: UInt16.self), count)
+        case .F64:
+            let d = dst.assumingMemoryBound(to: Double.self)
+            for i in 0..<count { d[i] = Double(src[i]) }
+        default: break
+        }
+    }
+
+    public static func f16ToF32(_ h: UInt16) -> Float { ckpt_f16_to_f32_scalar(h) }
+    public static func f32ToF16(_ f: Float) -> UInt16 { ckpt_f32_to_f16_scalar(f) }
+    public static func bf16ToF32(_ h: UInt16) -> Float { ckpt_bf16_to_f32_scalar(h) }
+    public static func f32ToBF16(_ f: Float) -> UInt16 { ckpt_f32_to_bf16_scalar(f) }
+}

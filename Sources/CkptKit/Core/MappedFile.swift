@@ -1,0 +1,100 @@
+/// A read-only memory mapping of a whole file. Reads are bounds-checked; consumed ranges can be released so that
+/// streaming a file does not keep every touched page resident (peak RSS would otherwise equal the bytes read).
+public final class MappedFile: @unchecked Sendable {
+    // @unchecked: the mapping is read-only and immutable after init; `release` only drops page-cache residency.
+    public let path: String
+    public let size: Int
+    private let base: UnsafeRawPointer?
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = try Sys.openRead(path)
+        defer { Sys.close(fd) }
+        let st = try Sys.fileStatus(fd: fd, path: path)
+        guard st.isRegular else { throw SystemError(operation: "map (not a regular file)", path: path, errno: 21) }
+        size = st.size
+        if size == 0 {
+            base = nil
+        } else {
+            base = try Sys.mapReadOnly(fd: fd, size: size, path: path)
+            Sys.advise(base!, size: size, .sequential)
+        }
+    }
+
+    deinit {
+        if let base { Sys.unmap(base, size: size) }
+    }
+
+    /// A view of `range` (no copy). Returns nil when the range is not inside the file.
+    public func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer? {
+        guard range.lowerBound >= 0, range.upperBound <= size else { return nil }
+        guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
+    }
+
+    /// A bounds-checked reader over `range`.
+    public func reader(_ range: Range<Int>) -> ByteReader? {
+        bytes(range).map { ByteReader($0) }
+    }
+
+    public var all: UnsafeRawBufferPointer { bytes(0..<size)! }
+
+    /// Drops the pages wholly inside `range` from this process's resident set (data stays in the page cache).
+    public func release(_ range: Range<Int>) {
+        guard let base, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
+        Sys.advise(base + range.lowerBound, size: range.count, .dontNeed)
+    }
+
+    /// Hints that `range` will be read soon.
+    public func prefetch(_ range: Range<Int>) {
+        guard let base, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
+        Sys.advise(base + range.lowerBound, size: range.count, .willNeed)
+    }
+}
+
+/// Bounds-checked little-endian reads over a byte buffer; every read returns nil instead of reading past the end.
+public struct ByteReader {
+    public let bytes: UnsafeRawBufferPointer
+    public private(set) var offset: Int = 0
+
+    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    public var remaining: Int { bytes.count - offset }
+    public var isAtEnd: Bool { offset >= bytes.count }
+
+    public mutating func seek(_ to: Int) -> Bool {
+        guard to >= 0, to <= bytes.count else { return false }
+        offset = to
+        return true
+    }
+
+    public mutating func skip(_ n: Int) -> Bool {
+        guard n >= 0, n <= remaining else { return false }
+        offset += n
+        return true
+    }
+
+    public mutating func read<T: FixedWidthInteger>(_: T.Type = T.self) -> T? {
+        let n = MemoryLayout<T>.size
+        guard n <= remaining else { return nil }
+        let v = T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+        offset += n
+        return v
+    }
+
+    public mutating func readFloat32() -> Float? { read(UInt32.self).map { Float(bitPattern: $0) } }
+    public mutating func readFloat64() -> Double? { read(UInt64.self).map { Double(bitPattern: $0) } }
+
+    /// A sub-view of the next `n` bytes.
+    public mutating func readBytes(_ n: Int) -> UnsafeRawBufferPointer? {
+        guard n >= 0, n <= remaining else { return nil }
+        let v = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
+        offset += n
+        return v
+    }
+
+    public func peek(_ n: Int) -> UnsafeRawBufferPointer? {
+        guard n >= 0, n <= remaining else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
+    }
+}

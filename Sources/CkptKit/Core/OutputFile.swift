@@ -1,0 +1,109 @@
+/// A file written under a temporary name in its destination folder, then fsynced and renamed into place, so an
+/// interrupted run never leaves a file under its final name. Writes go through one reused buffer and are hashed
+/// (SHA-256) on the way, so the journal records each file's checksum without reading it back.
+public final class AtomicOutputFile {
+    public let finalPath: String
+    public let tempPath: String
+    private var fd: Int32
+    private let hasher = SHA256Hasher()
+    private let buffer: UnsafeMutableRawBufferPointer
+    private var fill = 0
+    public private(set) var bytesWritten = 0
+    private var finished = false
+
+    /// The temp-file name ckpt uses for `name`; `OutputFolder` recognises (and only removes) names of this shape.
+    public static func tempName(for name: String, pid: Int32 = Sys.processID()) -> String {
+        ".\(name).ckpt-tmp.\(pid)"
+    }
+    public static func isTempName(_ name: String) -> Bool {
+        name.hasPrefix(".") && name.contains(".ckpt-tmp.")
+    }
+
+    public init(path: String, bufferSize: Int = 4 << 20) throws {
+        finalPath = path
+        tempPath = Path.join(Path.parent(path), AtomicOutputFile.tempName(for: Path.baseName(path)))
+        try? Sys.unlink(tempPath)  // a leftover of this very process id can only be ours
+        fd = try Sys.createExclusive(tempPath)
+        buffer = .allocate(byteCount: bufferSize, alignment: 64)
+    }
+
+    deinit {
+        if !finished { abort() }
+        buffer.deallocate()
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var src = bytes
+        while !src.isEmpty {
+            if fill == 0 && src.count >= buffer.count {
+                // Large writes bypass the buffer.
+                try Sys.writeAll(fd, src, path: tempPath)
+                hasher.update(src)
+                bytesWritten += src.count
+                return
+            }
+            let n = min(buffer.count - fill, src.count)
+            (buffer.baseAddress! + fill).copyMemory(from: src.baseAddress!, byteCount: n)
+            fill += n
+            src = UnsafeRawBufferPointer(rebasing: src[n...])
+            if fill == buffer.count { try flush() }
+        }
+    }
+
+    public func write(_ string: String) throws {
+        var s = string
+        try s.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    private func flush() throws {
+        guard fill > 0 else { return }
+        let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<fill])
+        try Sys.writeAll(fd, chunk, path: tempPath)
+        hasher.update(chunk)
+        bytesWritten += fill
+        fill = 0
+    }
+
+    /// Flushes, fsyncs, renames into place and fsyncs the folder. Returns the SHA-256 and size of the file.
+    @discardableResult
+    public func commit() throws -> (sha256: String, bytes: Int) {
+        do {
+            try flush()
+            try Sys.fsync(fd, path: tempPath)
+        } catch {
+            abort()
+            throw error
+        }
+        Sys.close(fd)
+        fd = -1
+        do {
+            try Sys.rename(tempPath, finalPath)
+        } catch {
+            try? Sys.unlink(tempPath)
+            finished = true
+            throw error
+        }
+        finished = true
+        Sys.fsyncDirectory(Path.parent(finalPath))
+        return (hasher.finalizeHex(), bytesWritten)
+    }
+
+    /// Closes and removes the temp file; the final name is never touched.
+    public func abort() {
+        guard !finished else { return }
+        finished = true
+        if fd >= 0 { Sys.close(fd); fd = -1 }
+        try? Sys.unlink(tempPath)
+    }
+
+    /// Writes a whole small file atomically.
+    public static func write(_ text: String, to path: String) throws -> (sha256: String, bytes: Int) {
+        let f = try AtomicOutputFile(path: path, bufferSize: 64 << 10)
+        try f.write(text)
+        return try f.commit()
+    }
+}

@@ -1,0 +1,211 @@
+/// Errors about an output folder: what is already there and who else is writing it.
+public enum OutputError: CkptError {
+    case targetNotEmpty(path: String, entries: [String])
+    case targetLocked(path: String, holder: String)
+    case targetIsNotDirectory(path: String)
+    case foreignFiles(path: String, names: [String])
+    case journalUnreadable(path: String, detail: String)
+
+    public var code: String {
+        switch self {
+        case .targetNotEmpty: "targetNotEmpty"
+        case .targetLocked: "targetLocked"
+        case .targetIsNotDirectory: "targetIsNotDirectory"
+        case .foreignFiles: "foreignFiles"
+        case .journalUnreadable: "journalUnreadable"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .targetNotEmpty(p, e):
+            "\(p): output folder is not empty and was not written by ckpt (holds \(Self.list(e))); choose an empty or new folder"
+        case let .targetLocked(p, h):
+            "\(p): another ckpt process (\(h)) is writing this folder; wait for it or stop it"
+        case let .targetIsNotDirectory(p):
+            "\(p): output path exists and is not a folder"
+        case let .foreignFiles(p, n):
+            "\(p): --overwrite only removes files ckpt's journal lists, and this folder also holds \(Self.list(n)); move them away first"
+        case let .journalUnreadable(p, d):
+            "\(p): ckpt journal is unreadable (\(d)); remove the folder by hand if it is yours"
+        }
+    }
+
+    static func list(_ names: [String]) -> String {
+        names.count <= 5 ? names.joined(separator: ", ") : names.prefix(5).joined(separator: ", ") + " and \(names.count - 5) more"
+    }
+}
+
+/// The small record ckpt keeps in every folder it writes: the command, its inputs, and each finished file with its
+/// SHA-256. It is what makes `--overwrite` safe (only listed files are removed), lets a later run resume, and lets
+/// `checksum` trust a file it has just written.
+public struct Journal: Sendable, Equatable {
+    public static let fileName = ".ckpt-journal.json"
+    public static let format = "ckpt-journal/1"
+
+    public enum State: String, Sendable { case running, complete }
+
+    public struct Entry: Sendable, Equatable {
+        public var sha256: String
+        public var bytes: Int
+    }
+
+    public var command: [String]
+    public var inputs: [String]
+    public var state: State
+    public var files: [(String, Entry)]
+
+    public static func == (a: Journal, b: Journal) -> Bool {
+        a.command == b.command && a.inputs == b.inputs && a.state == b.state
+            && a.files.map(\.0) == b.files.map(\.0) && a.files.map(\.1) == b.files.map(\.1)
+    }
+
+    public init(command: [String], inputs: [String]) {
+        self.command = command
+        self.inputs = inputs
+        state = .running
+        files = []
+    }
+
+    public var json: JSON {
+        .object([
+            ("format", .string(Journal.format)),
+            ("command", .array(command.map { .string($0) })),
+            ("inputs", .array(inputs.map { .string($0) })),
+            ("state", .string(state.rawValue)),
+            ("files", .object(files.map { ($0.0, .object([("sha256", .string($0.1.sha256)), ("bytes", .int($0.1.bytes))])) })),
+        ])
+    }
+
+    public static func read(folder: String) throws -> Journal? {
+        let path = Path.join(folder, fileName)
+        guard Sys.status(path) != nil else { return nil }
+        let file = try MappedFile(path: path)
+        guard file.size <= 64 << 20 else { throw OutputError.journalUnreadable(path: path, detail: "larger than 64 MiB") }
+        let v: JSON
+        do { v = try JSONParser.parse(file.all) } catch {
+            throw OutputError.journalUnreadable(path: path, detail: error.description)
+        }
+        guard v["format"]?.stringValue == format,
+              let cmd = v["command"]?.arrayValue?.compactMap(\.stringValue),
+              let inputs = v["inputs"]?.arrayValue?.compactMap(\.stringValue),
+              let state = v["state"]?.stringValue.flatMap(State.init(rawValue:)),
+              let files = v["files"]?.objectMembers else {
+            throw OutputError.journalUnreadable(path: path, detail: "not a \(format) journal")
+        }
+        var j = Journal(command: cmd, inputs: inputs)
+        j.state = state
+        for (name, e) in files {
+            guard Path.isPlainName(name), let sha = e["sha256"]?.stringValue, let bytes = e["bytes"]?.unsignedValue else {
+                throw OutputError.journalUnreadable(path: path, detail: "bad entry for \(name)")
+            }
+            j.files.append((name, Entry(sha256: sha, bytes: bytes)))
+        }
+        return j
+    }
+}
+
+/// A folder ckpt writes: created if needed, locked against a second writer, journaled.
+public final class OutputFolder {
+    public static let lockName = ".ckpt.lock"
+
+    public let path: String
+    public private(set) var journal: Journal
+    private let lockFD: Int32
+
+    /// Opens `path` for writing by `command`.
+    /// - A missing or empty folder is used as is; a folder with a complete or foreign journal is refused unless
+    ///   `overwrite`, which removes only the files that journal lists (and ckpt's own temp files); a folder holding
+    ///   anything else is always refused. A folder that another ckpt is writing (lock held) is refused.
+    public init(path: String, command: [String], inputs: [String], overwrite: Bool) throws {
+        self.path = path
+        if let st = Sys.status(path) {
+            guard st.isDirectory else { throw OutputError.targetIsNotDirectory(path: path) }
+        } else {
+            try Sys.makeDirectories(path)
+        }
+        let lockPath = Path.join(path, OutputFolder.lockName)
+        let fd = try Sys.openLockFile(lockPath)
+        guard try Sys.tryLock(fd, path: lockPath) else {
+            Sys.close(fd)
+            throw OutputError.targetLocked(path: path, holder: "lock \(lockPath)")
+        }
+        lockFD = fd
+        do {
+            journal = Journal(command: command, inputs: inputs)
+            try prepare(overwrite: overwrite)
+            try writeJournal()
+        } catch {
+            Sys.close(fd)
+            throw error
+        }
+    }
+
+    deinit { Sys.close(lockFD) }
+
+    private func prepare(overwrite: Bool) throws {
+        let entries = try Sys.listDirectory(path).filter { $0 != OutputFolder.lockName }
+        let old = try Journal.read(folder: path)
+        let ours = Set((old?.files.map(\.0) ?? []) + [Journal.fileName])
+        let temps = entries.filter(AtomicOutputFile.isTempName)
+        let foreign = entries.filter { !ours.contains($0) && !AtomicOutputFile.isTempName($0) }
+        guard let old else {
+            if entries.isEmpty { return }
+            throw OutputError.targetNotEmpty(path: path, entries: entries)
+        }
+        let sameRun = old.command == journal.command && old.inputs == journal.inputs && old.state == .running
+        if !sameRun && !overwrite {
+            throw OutputError.targetNotEmpty(path: path, entries: entries)
+        }
+        if !foreign.isEmpty { throw OutputError.foreignFiles(path: path, names: foreign) }
+        // Remove what an earlier ckpt run wrote here (its journal lists it) and its leftover temp files.
+        for name in temps { try Sys.unlink(Path.join(path, name)) }
+        for (name, _) in old.files { try Sys.unlink(Path.join(path, name)) }
+    }
+
+    private func writeJournal() throws {
+        _ = try AtomicOutputFile.write(JSONWriter.python(journal.json) + "\n", to: Path.join(path, Journal.fileName))
+    }
+
+    /// A new file in this folder, written atomically; call `finished` after committing it.
+    public func createFile(_ name: String) throws -> AtomicOutputFile {
+        try AtomicOutputFile(path: Path.join(path, name))
+    }
+
+    /// Records a committed file in the journal.
+    public func finished(_ name: String, sha256: String, bytes: Int) throws {
+        journal.files.removeAll { $0.0 == name }
+        journal.files.append((name, Journal.Entry(sha256: sha256, bytes: bytes)))
+        try writeJournal()
+    }
+
+    /// Writes a small file atomically and records it.
+    public func writeSmallFile(_ name: String, contents: String) throws {
+        let f = try createFile(name)
+        try f.write(contents)
+        let r = try f.commit()
+        try finished(name, sha256: r.sha256, bytes: r.bytes)
+    }
+
+    /// Copies a file (streamed) into this folder and records it.
+    public func copyFile(from source: String, as name: String) throws {
+        let src = try MappedFile(path: source)
+        let f = try createFile(name)
+        var pos = 0
+        while pos < src.size {
+            let end = min(pos + (8 << 20), src.size)
+            try f.write(src.bytes(pos..<end)!)
+            src.release(pos..<end)
+            pos = end
+        }
+        let r = try f.commit()
+        try finished(name, sha256: r.sha256, bytes: r.bytes)
+    }
+
+    /// Marks the run complete and releases the lock file.
+    public func complete() throws {
+        journal.state = .complete
+        try writeJournal()
+        try? Sys.unlink(Path.join(path, OutputFolder.lockName))
+    }
+}

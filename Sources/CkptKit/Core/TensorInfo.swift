@@ -1,0 +1,44 @@
+/// What a tensor is, independent of where it is stored: name, element type, shape; byte counts overflow-checked.
+public struct TensorInfo: Sendable, Hashable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+
+    public init(name: String, dtype: DType, shape: [Int]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+    }
+
+    /// Number of elements, or nil on overflow (`shape: []` is a scalar: 1 element).
+    public static func elementCount(_ shape: [Int]) -> Int? {
+        var n = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            n = p
+        }
+        return n
+    }
+
+    /// Byte count, or nil on overflow or when the bit count is not a whole number of bytes.
+    public static func byteCount(shape: [Int], dtype: DType) -> Int? {
+        guard let n = elementCount(shape) else { return nil }
+        let (bits, o) = n.multipliedReportingOverflow(by: dtype.bits)
+        guard !o, bits % 8 == 0 else { return nil }
+        return bits / 8
+    }
+
+    /// Elements (validated at construction by every reader, so this cannot overflow for a TensorInfo from a file).
+    public var elementCount: Int { TensorInfo.elementCount(shape) ?? 0 }
+    public var byteCount: Int { TensorInfo.byteCount(shape: shape, dtype: dtype) ?? 0 }
+
+    /// Bytes of one row (product of all dimensions but the first); a scalar or 1-D tensor's row is one element.
+    public var rowBytes: Int {
+        guard shape.count > 1 else { return dtype.size }
+        return (TensorInfo.elementCount(Array(shape.dropFirst())) ?? 0) * dtype.size
+    }
+
+    public var shapeDescription: String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }
+}

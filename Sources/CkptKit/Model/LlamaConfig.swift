@@ -1,0 +1,152 @@
+/// Errors reading `config.json`.
+public enum ConfigError: CkptError {
+    case unreadable(file: String, detail: String)
+    case missingField(file: String, key: String)
+    case wrongType(file: String, key: String, expected: String)
+    case invalidValue(file: String, key: String, reason: String)
+
+    public var code: String {
+        switch self {
+        case .unreadable: "configUnreadable"
+        case .missingField: "configMissingField"
+        case .wrongType: "configWrongType"
+        case .invalidValue: "configInvalidValue"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .unreadable(f, d): "\(f): cannot read config: \(d)"
+        case let .missingField(f, k): "\(f): missing \"\(k)\""
+        case let .wrongType(f, k, e): "\(f): \"\(k)\" must be \(e)"
+        case let .invalidValue(f, k, r): "\(f): \"\(k)\": \(r)"
+        }
+    }
+}
+
+/// The LLaMA hyper-parameters ckpt needs, from a Hugging Face `config.json` (transformers 4 and 5 spellings).
+public struct LlamaConfig: Sendable, Equatable {
+    public struct RopeScaling: Sendable, Equatable {
+        public var type: String
+        public var factor: Double?
+    }
+
+    public var modelType: String?
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var numHiddenLayers: Int
+    public var numAttentionHeads: Int
+    public var numKeyValueHeads: Int
+    public var headDim: Int
+    public var vocabSize: Int
+    public var rmsNormEps: Double
+    public var ropeTheta: Double
+    public var ropeScaling: RopeScaling?
+    public var tieWordEmbeddings: Bool
+    /// `torch_dtype` (transformers 4) or `dtype` (transformers 5).
+    public var torchDType: String?
+    public var maxPositionEmbeddings: Int?
+    public var bosTokenID: Int?
+    public var eosTokenID: Int?
+
+    /// The raw JSON, kept so that rewriting config.json changes only what ckpt means to change.
+    public var json: JSON
+
+    public static func read(path: String) throws -> LlamaConfig {
+        let file = try MappedFile(path: path)
+        guard file.size <= 16 << 20 else { throw ConfigError.unreadable(file: path, detail: "larger than 16 MiB") }
+        let json: JSON
+        do { json = try JSONParser.parse(file.all) } catch {
+            throw ConfigError.unreadable(file: path, detail: error.description)
+        }
+        return try LlamaConfig(json: json, file: path)
+    }
+
+    public init(json: JSON, file: String) throws(ConfigError) {
+        guard json.objectMembers != nil else { throw .unreadable(file: file, detail: "not a JSON object") }
+        self.json = json
+
+        func int(_ key: String) throws(ConfigError) -> Int {
+            guard let v = json[key], !v.isNull else { throw .missingField(file: file, key: key) }
+            guard let i = v.intValue else { throw .wrongType(file: file, key: key, expected: "an integer") }
+            guard i > 0 else { throw .invalidValue(file: file, key: key, reason: "must be positive, is \(i)") }
+            return i
+        }
+        func optionalInt(_ key: String) throws(ConfigError) -> Int? {
+            guard let v = json[key], !v.isNull else { return nil }
+            guard let i = v.intValue else { throw .wrongType(file: file, key: key, expected: "an integer") }
+            return i
+        }
+        func number(_ v: JSON, _ key: String) throws(ConfigError) -> Double {
+            guard let d = v.doubleValue else { throw .wrongType(file: file, key: key, expected: "a number") }
+            return d
+        }
+
+        modelType = json["model_type"]?.stringValue
+        hiddenSize = try int("hidden_size")
+        intermediateSize = try int("intermediate_size")
+        numHiddenLayers = try int("num_hidden_layers")
+        numAttentionHeads = try int("num_attention_heads")
+        numKeyValueHeads = try optionalInt("num_key_value_heads") ?? numAttentionHeads
+        vocabSize = try int("vocab_size")
+        if let hd = try optionalInt("head_dim") {
+            headDim = hd
+        } else {
+            guard hiddenSize % numAttentionHeads == 0 else {
+                throw .invalidValue(file: file, key: "hidden_size",
+                                    reason: "\(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
+            }
+            headDim = hiddenSize / numAttentionHeads
+        }
+        guard numKeyValueHeads > 0, numAttentionHeads % numKeyValueHeads == 0 else {
+            throw .invalidValue(file: file, key: "num_key_value_heads",
+                                reason: "\(numKeyValueHeads) does not divide num_attention_heads \(numAttentionHeads)")
+        }
+        rmsNormEps = try json["rms_norm_eps"].map { v throws(ConfigError) in try number(v, "rms_norm_eps") } ?? 1e-6
+
+        // rope_theta: top level (transformers 4) or inside rope_parameters (transformers 5).
+        let ropeParameters = json["rope_parameters"]
+        if let v = json["rope_theta"], !v.isNull {
+            ropeTheta = try number(v, "rope_theta")
+        } else if let v = ropeParameters?["rope_theta"], !v.isNull {
+            ropeTheta = try number(v, "rope_parameters.rope_theta")
+        } else {
+            ropeTheta = 10000
+        }
+        guard ropeTheta > 0 else { throw .invalidValue(file: file, key: "rope_theta", reason: "must be positive") }
+
+        let scaling = json["rope_scaling"].flatMap { $0.isNull ? nil : $0 } ?? ropeParameters
+        if let s = scaling {
+            guard s.objectMembers != nil else { throw .wrongType(file: file, key: "rope_scaling", expected: "an object") }
+            let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
+            let factor = try s["factor"].map { v throws(ConfigError) in try number(v, "rope_scaling.factor") }
+            ropeScaling = type == "default" ? nil : RopeScaling(type: type, factor: factor)
+        } else {
+            ropeScaling = nil
+        }
+
+        if let v = json["tie_word_embeddings"], !v.isNull {
+            guard let b = v.boolValue else { throw .wrongType(file: file, key: "tie_word_embeddings", expected: "true or false") }
+            tieWordEmbeddings = b
+        } else {
+            tieWordEmbeddings = false
+        }
+        torchDType = json["torch_dtype"]?.stringValue ?? json["dtype"]?.stringValue
+        maxPositionEmbeddings = try optionalInt("max_position_embeddings")
+        bosTokenID = json["bos_token_id"]?.intValue
+        eosTokenID = json["eos_token_id"]?.intValue
+    }
+
+    public static func == (a: LlamaConfig, b: LlamaConfig) -> Bool { a.json == b.json }
+
+    /// One line for humans.
+    public var summary: String {
+        var s = "\(modelType ?? "model"): hidden \(hiddenSize), intermediate \(intermediateSize), layers \(numHiddenLayers), "
+        s += "heads \(numAttentionHeads) (kv \(numKeyValueHeads), head_dim \(headDim)), vocab \(vocabSize), "
+        s += "rms_norm_eps \(Format.number(rmsNormEps)), rope_theta \(Format.number(ropeTheta))"
+        if let r = ropeScaling { s += ", rope_scaling \(r.type)\(r.factor.map { " ×\(Format.number($0))" } ?? "")" }
+        s += ", tied embeddings \(tieWordEmbeddings ? "yes" : "no")"
+        if let d = torchDType { s += ", dtype \(d)" }
+        return s
+    }
+}

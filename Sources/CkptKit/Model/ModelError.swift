@@ -1,0 +1,45 @@
+/// Errors about a model folder as a whole: which files hold its weights and whether the index agrees with them.
+public enum ModelError: CkptError {
+    case noWeights(folder: String, found: [String])
+    case indexUnreadable(index: String, detail: String)
+    case indexMissingWeightMap(index: String)
+    case indexInvalidEntry(index: String, tensor: String)
+    case indexUnsafeShardName(index: String, shard: String)
+    case indexMissingShard(index: String, shard: String)
+    case tensorMissingFromShard(index: String, tensor: String, shard: String)
+    case tensorNotInIndex(index: String, tensor: String, shard: String)
+    case duplicateTensor(tensor: String, first: String, second: String)
+    case tensorNotFound(model: String, tensor: String)
+
+    public var code: String {
+        switch self {
+        case .noWeights: "noWeights"
+        case .indexUnreadable: "indexUnreadable"
+        case .indexMissingWeightMap: "indexMissingWeightMap"
+        case .indexInvalidEntry: "indexInvalidEntry"
+        case .indexUnsafeShardName: "indexUnsafeShardName"
+        case .indexMissingShard: "indexMissingShard"
+        case .tensorMissingFromShard: "tensorMissingFromShard"
+        case .tensorNotInIndex: "tensorNotInIndex"
+        case .duplicateTensor: "duplicateTensor"
+        case .tensorNotFound: "tensorNotFound"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .noWeights(f, found):
+            "\(f): no model weights found (looked for model.safetensors, model.safetensors.index.json, *.safetensors; "
+                + "the folder holds \(found.isEmpty ? "nothing" : OutputError.list(found)))"
+        case let .indexUnreadable(i, d): "\(i): index is not valid JSON: \(d)"
+        case let .indexMissingWeightMap(i): "\(i): index has no \"weight_map\" object"
+        case let .indexInvalidEntry(i, t): "\(i): weight_map entry for '\(t)' is not a file name string"
+        case let .indexUnsafeShardName(i, s): "\(i): shard name '\(s)' is not a plain file name in the model folder"
+        case let .indexMissingShard(i, s): "\(i): lists shard \(s), which is not in the folder (incomplete download?)"
+        case let .tensorMissingFromShard(i, t, s): "\(i): maps tensor '\(t)' to \(s), but that shard does not hold it"
+        case let .tensorNotInIndex(i, t, s): "\(i): shard \(s) holds tensor '\(t)', which the index does not list"
+        case let .duplicateTensor(t, a, b): "tensor '\(t)' is stored twice: in \(a) and in \(b)"
+        case let .tensorNotFound(m, t): "\(m): no tensor named '\(t)'"
+        }
+    }
+}

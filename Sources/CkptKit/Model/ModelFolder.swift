@@ -1,0 +1,129 @@
+/// A checkpoint as one name → tensor map: a Hugging Face model folder (single file or shards with an index), a
+/// snapshot in the HF cache (or a repo id resolved from it), or a single weight file.
+public final class ModelFolder: Sendable {
+    /// The files besides the weights that travel with a model.
+    public static let sideFileNames = [
+        "config.json", "generation_config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "added_tokens.json",
+    ]
+
+    /// What the user named (path or repo id), for messages.
+    public let displayName: String
+    /// The folder holding the files (the file's folder for a single file).
+    public let folder: String
+    /// Weight files, in load order (as paths).
+    public let weightFiles: [SafetensorsFile]
+    public let index: ShardIndex?
+    /// Tensors in LLaMA state-dict order.
+    public let tensors: [StoredTensor]
+    /// Side files present (names), in `sideFileNames` order.
+    public let sideFiles: [String]
+    /// True when the model was given as a single weight file.
+    public let isSingleFile: Bool
+    private let byName: [String: Int]
+
+    /// Opens a path or a Hugging Face repo id (`org/name`, resolved from the local cache at `revision`).
+    public convenience init(_ pathOrRepo: String, revision: String? = nil) throws {
+        try self.init(resolvedPath: ModelFolder.resolve(pathOrRepo, revision: revision), displayName: pathOrRepo)
+    }
+
+    /// Resolves a user argument to a file or folder on disk.
+    public static func resolve(_ arg: String, revision: String?) throws -> String {
+        if let st = Sys.status(arg) {
+            if st.isDirectory && HubCache.isRepoFolder(arg) {
+                let name = Path.baseName(arg).dropFirst("models--".count).replacing("--", with: "/")
+                return try HubCache.snapshot(repoFolder: arg, repo: String(name), revision: revision)
+            }
+            return arg
+        }
+        if HubCache.looksLikeRepoID(arg) && !arg.hasPrefix(".") {
+            return try HubCache.snapshot(repo: arg, revision: revision)
+        }
+        throw UsageError.notFound(path: arg)
+    }
+
+    init(resolvedPath path: String, displayName: String) throws {
+        self.displayName = displayName
+        let st = Sys.status(path)!
+        var files: [SafetensorsFile] = []
+        var idx: ShardIndex?
+        if !st.isDirectory {
+            folder = Path.parent(path)
+            isSingleFile = true
+            files = [try FormatDetection.openWeights(path)]
+        } else {
+            folder = path
+            isSingleFile = false
+            let names = try Sys.listDirectory(path)
+            // As transformers: safetensors first (index, else the single file); .bin only when there are none.
+            if names.contains("model.safetensors.index.json") {
+                let i = try ShardIndex(path: Path.join(path, "model.safetensors.index.json"))
+                for shard in i.shardFiles {
+                    let p = Path.join(path, shard)
+                    guard Sys.status(p) != nil else { throw ModelError.indexMissingShard(index: i.path, shard: shard) }
+                    files.append(try FormatDetection.openWeights(p))
+                }
+                idx = i
+            } else if names.contains("model.safetensors") {
+                files = [try FormatDetection.openWeights(Path.join(path, "model.safetensors"))]
+            } else if case let st = names.filter({ $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }), !st.isEmpty {
+                files = try st.map { try FormatDetection.openWeights(Path.join(path, $0)) }
+            } else if let bin = names.first(where: { $0 == "pytorch_model.bin.index.json" || $0 == "pytorch_model.bin" || $0.hasSuffix(".pth") }) {
+                throw FormatError.unsupportedFormat(file: Path.join(path, bin), format: "PyTorch zip (.bin/.pth)")
+            } else {
+                throw ModelError.noWeights(folder: path, found: names.filter { !$0.hasPrefix(".") })
+            }
+        }
+        weightFiles = files
+        index = idx
+
+        // One name → tensor map; a name stored twice is an error.
+        var all: [StoredTensor] = []
+        var seen: [String: String] = [:]
+        for f in files {
+            for t in f.tensors {
+                if let first = seen[t.name] { throw ModelError.duplicateTensor(tensor: t.name, first: first, second: f.path) }
+                seen[t.name] = f.path
+                all.append(t)
+            }
+        }
+        if let idx {
+            // The index and the shards must agree both ways.
+            let mapped = Dictionary(idx.weightMap.map { ($0.tensor, $0.shard) }, uniquingKeysWith: { _, b in b })
+            for (tensor, shard) in idx.weightMap where seen[tensor].map(Path.baseName) != shard {
+                throw ModelError.tensorMissingFromShard(index: idx.path, tensor: tensor, shard: shard)
+            }
+            for t in all where mapped[t.name] == nil {
+                throw ModelError.tensorNotInIndex(index: idx.path, tensor: t.name, shard: Path.baseName(t.file.path))
+            }
+        }
+        tensors = TensorOrder.sorted(all, name: \.name)
+        byName = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
+        let here = folder
+        sideFiles = isSingleFile ? [] : ModelFolder.sideFileNames.filter { Sys.status(Path.join(here, $0)) != nil }
+    }
+
+    public func tensor(named name: String) -> StoredTensor? { byName[name].map { tensors[$0] } }
+
+    public func path(of sideFile: String) -> String { Path.join(folder, sideFile) }
+
+    /// config.json parsed as a LLaMA config, nil when there is none.
+    public func config() throws -> LlamaConfig? {
+        guard sideFiles.contains("config.json") else { return nil }
+        return try LlamaConfig.read(path: path(of: "config.json"))
+    }
+
+    /// The index file's name, when the weights are sharded.
+    public var indexFileName: String? { index.map { Path.baseName($0.path) } }
+
+    /// Files a folder checksum covers: weights, the index, config and tokenizer files (sorted by name).
+    public var checksumFiles: [String] {
+        var names = weightFiles.map { Path.baseName($0.path) }
+        if let i = indexFileName { names.append(i) }
+        names += sideFiles
+        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    public var totalBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
+    public var totalParameters: Int { tensors.reduce(0) { $0 + $1.info.elementCount } }
+}

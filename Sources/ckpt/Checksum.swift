@@ -1,0 +1,6 @@
+import ArgumentParser
+import CkptKit
+struct Checksum: ParsableCommand {
+    @Argument var paths: [String]
+    func run() throws {}
+}

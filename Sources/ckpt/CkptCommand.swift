@@ -1,0 +1,12 @@
+import ArgumentParser
+import CkptKit
+
+@main
+struct Ckpt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ckpt",
+        abstract: "LLaMA-family checkpoint weights: inspect, checksum, convert, apply deltas — streaming, bounded memory.",
+        version: CkptVersion.string,
+        subcommands: [Inspect.self, Checksum.self]
+    )
+}
