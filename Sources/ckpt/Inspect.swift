@@ -1,7 +1,36 @@
 import ArgumentParser
 import CkptKit
+
 struct Inspect: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show tensors, dtypes, shapes, sizes and config of a checkpoint.")
-    @Argument var path: String
-    func run() throws {}
+    static let configuration = CommandConfiguration(
+        abstract: "Show the tensors, dtypes, shapes, sizes and config of a checkpoint.",
+        discussion: """
+        PATH is a weight file, a model folder (single file or shards with an index), a Hugging Face cache \
+        folder, or a repo id (org/name) found in the local Hugging Face cache. The format is detected from \
+        the content; git-lfs pointers, truncated files and non-checkpoints are reported as such.
+        """
+    )
+
+    @Argument(help: "A weight file, model folder, or Hugging Face repo id.")
+    var path: String
+
+    @Option(help: "Show only tensors whose name matches this regular expression.")
+    var filter: String?
+
+    @Flag(help: "Print a JSON object instead of a table.")
+    var json = false
+
+    @OptionGroup var model: ModelOptions
+
+    func run() throws {
+        try reportingErrors(json: json) {
+            var matcher: ((String) -> Bool)?
+            if let filter {
+                guard let re = try? Regex(filter) else { throw UsageError.invalidArgument("--filter: invalid regular expression '\(filter)'") }
+                matcher = { (try? re.firstMatch(in: $0)) != nil }
+            }
+            let report = try InspectReport(path: path, revision: model.revision, filter: matcher)
+            Sys.writeStdout(json ? JSONWriter.python(report.json) + "\n" : report.text)
+        }
+    }
 }

@@ -5,6 +5,10 @@ public enum Checksum {
     public struct Target: Sendable, Equatable {
         public var path: String
         public var display: String
+        public init(path: String, display: String) {
+            self.path = path
+            self.display = display
+        }
     }
 
     /// Files a folder's checksum covers: weights (`*.safetensors`, `*.bin`, `*.pth`, `*.pt`, `*.gguf`), shard

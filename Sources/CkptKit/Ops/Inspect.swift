@@ -1,0 +1,115 @@
+/// What `ckpt inspect` reports about a checkpoint.
+public struct InspectReport: Sendable {
+    public struct Row: Sendable {
+        public var name: String
+        public var dtype: DType
+        public var shape: [Int]
+        public var parameters: Int
+        public var bytes: Int
+        public var file: String
+    }
+
+    public var path: String
+    public var format: String
+    public var files: [(name: String, bytes: Int, tensors: Int)]
+    public var rows: [Row]
+    public var config: LlamaConfig?
+    public var configError: String?
+    public var sideFiles: [String]
+    public var notes: [String]
+
+    /// Inspects a file, folder, HF cache folder or repo id. `filter` keeps only tensors whose name matches.
+    public init(path: String, revision: String? = nil, filter: ((String) -> Bool)? = nil) throws {
+        let model = try ModelFolder(path, revision: revision)
+        self.path = path
+        format = "safetensors"
+        files = model.weightFiles.map { (Path.baseName($0.path), $0.file.size, $0.tensors.count) }
+        rows = model.tensors.filter { filter?($0.name) ?? true }.map {
+            Row(name: $0.name, dtype: $0.info.dtype, shape: $0.info.shape, parameters: $0.info.elementCount,
+                bytes: $0.byteCount, file: Path.baseName($0.file.path))
+        }
+        sideFiles = model.sideFiles
+        notes = []
+        do {
+            config = try model.config()
+        } catch let e as CkptError {
+            configError = e.description
+        }
+        if let idx = model.index, let total = idx.totalSize, total != model.totalBytes {
+            notes.append("index metadata.total_size is \(Format.grouped(total)) but the tensors hold \(Format.grouped(model.totalBytes)) bytes (informational)")
+        }
+        if let c = config {
+            if let emb = model.tensor(named: "model.embed_tokens.weight"), emb.info.shape.first != c.vocabSize {
+                notes.append("config vocab_size is \(c.vocabSize) but model.embed_tokens.weight has \(emb.info.shape.first ?? 0) rows")
+            }
+        }
+    }
+
+    public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
+    public var totalBytes: Int { rows.reduce(0) { $0 + $1.bytes } }
+
+    /// (dtype, parameters, bytes) per dtype, largest first.
+    public var totalsByDType: [(DType, Int, Int)] {
+        var m: [DType: (Int, Int)] = [:]
+        for r in rows { m[r.dtype, default: (0, 0)].0 += r.parameters; m[r.dtype, default: (0, 0)].1 += r.bytes }
+        return m.map { ($0.key, $0.value.0, $0.value.1) }.sorted { $0.2 != $1.2 ? $0.2 > $1.2 : $0.0 < $1.0 }
+    }
+
+    public var text: String {
+        var out = "\(path): \(format), \(files.count) file\(files.count == 1 ? "" : "s"), \(rows.count) tensors, "
+        out += "\(Format.grouped(totalParameters)) parameters, \(Format.bytes(totalBytes))\n\n"
+        let headers = ["name", "dtype", "shape", "params", "bytes", "file"]
+        let cells = rows.map { [$0.name, $0.dtype.rawValue, TensorInfo(name: "", dtype: $0.dtype, shape: $0.shape).shapeDescription,
+                                Format.grouped($0.parameters), Format.grouped($0.bytes), $0.file] }
+        out += Table.render(headers: headers, rows: cells, rightAligned: [3, 4])
+        out += "\ntotals by dtype:\n"
+        out += Table.render(headers: ["dtype", "params", "bytes", ""], rows: totalsByDType.map {
+            [$0.0.rawValue, Format.grouped($0.1), Format.grouped($0.2), Format.bytes($0.2)]
+        }, rightAligned: [1, 2, 3])
+        if let c = config { out += "\nconfig: \(c.summary)\n" }
+        if let e = configError { out += "\nconfig: unreadable: \(e)\n" }
+        if !sideFiles.isEmpty { out += "side files: \(sideFiles.joined(separator: ", "))\n" }
+        for n in notes { out += "note: \(n)\n" }
+        return out
+    }
+
+    public var json: JSON {
+        var members: [(String, JSON)] = [
+            ("path", .string(path)),
+            ("format", .string(format)),
+            ("files", .array(files.map { .object([("name", .string($0.name)), ("bytes", .int($0.bytes)), ("tensors", .int($0.tensors))]) })),
+            ("tensors", .array(rows.map {
+                .object([("name", .string($0.name)), ("dtype", .string($0.dtype.rawValue)), ("shape", .array($0.shape.map { .int($0) })),
+                         ("parameters", .int($0.parameters)), ("bytes", .int($0.bytes)), ("file", .string($0.file))])
+            })),
+            ("totals", .object([
+                ("parameters", .int(totalParameters)), ("bytes", .int(totalBytes)),
+                ("by_dtype", .object(totalsByDType.map { ($0.0.rawValue, .object([("parameters", .int($0.1)), ("bytes", .int($0.2))])) })),
+            ])),
+        ]
+        members.append(("config", config?.json ?? .null))
+        if let e = configError { members.append(("config_error", .string(e))) }
+        members.append(("side_files", .array(sideFiles.map { .string($0) })))
+        members.append(("notes", .array(notes.map { .string($0) })))
+        return .object(members)
+    }
+}
+
+/// Plain-text tables with aligned columns.
+public enum Table {
+    public static func render(headers: [String], rows: [[String]], rightAligned: Set<Int> = []) -> String {
+        var widths = headers.map { $0.count }
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            var parts: [String] = []
+            for (i, c) in cells.enumerated() {
+                let pad = String(repeating: " ", count: max(0, widths[i] - c.count))
+                parts.append(rightAligned.contains(i) ? pad + c : (i == cells.count - 1 ? c : c + pad))
+            }
+            var s = parts.joined(separator: "  ")
+            while s.hasSuffix(" ") { s.removeLast() }
+            return s + "\n"
+        }
+        return line(headers) + rows.map(line).joined()
+    }
+}
