@@ -1,0 +1,56 @@
+import ArgumentParser
+import CkptKit
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a checkpoint: re-shard and cast dtypes, streaming shard by shard.",
+        discussion: """
+        SRC is a model folder, weight file or Hugging Face repo id; DST is the output folder. Tensors are written \
+        in LLaMA state-dict order, split into shards of at most --max-shard-size (decimal units as transformers \
+        parses them: 5GB = 5,000,000,000 bytes; a tensor is never split), with the index when there is more than \
+        one shard. Float tensors are cast with round-to-nearest-even, as torch's .to() does. config.json (its dtype \
+        updated), generation_config.json and the tokenizer files are copied. Every file is written under a \
+        temporary name, fsynced and renamed; the folder carries a journal of what ckpt wrote.
+        """
+    )
+
+    @Argument(help: "Source model (folder, file or repo id).") var source: String
+    @Argument(help: "Output folder.") var destination: String
+
+    @Option(help: "Output format: safetensors.") var to: String = "safetensors"
+    @Option(help: "Output dtype for float tensors: f32, f16, bf16 (default: keep).") var dtype: String?
+    @Option(help: "Largest shard size, e.g. 5GB, 500MB, 2GiB.") var maxShardSize: String = "5GB"
+    @Flag(help: "Replace an earlier ckpt output in DST (only files its journal lists are removed).") var overwrite = false
+    @Flag(help: "Print a JSON summary.") var json = false
+    @OptionGroup var model: ModelOptions
+
+    func run() throws {
+        try reportingErrors(json: json) {
+            guard to == "safetensors" else {
+                throw UsageError.invalidArgument("--to \(to): this version of ckpt writes safetensors only")
+            }
+            var dt: DType?
+            if let dtype {
+                guard let d = DType(userName: dtype), d == .F32 || d == .F16 || d == .BF16 else {
+                    throw UsageError.invalidArgument("--dtype \(dtype): expected f32, f16 or bf16")
+                }
+                dt = d
+            }
+            guard let size = ByteSize.parse(maxShardSize) else {
+                throw UsageError.invalidArgument("--max-shard-size \(maxShardSize): expected a size such as 5GB or 500MB")
+            }
+            let s = try CkptKit.Convert.run(source: source, revision: model.revision, output: destination,
+                                            options: .init(dtype: dt, maxShardSize: size, overwrite: overwrite),
+                                            command: ["ckpt", "convert"] + CommandLine.arguments.dropFirst(2))
+            if json {
+                Sys.writeStdout(JSONWriter.python(.object([
+                    ("output", .string(destination)), ("tensors", .int(s.tensors)), ("bytes", .int(s.bytes)),
+                    ("seconds", .number(Format.fixed(s.seconds, 3))),
+                    ("files", .object(s.files.map { ($0.0, .string($0.1)) })),
+                ])) + "\n")
+            } else {
+                Sys.writeStdout("wrote \(destination): \(s.tensors) tensors, \(Format.bytes(s.bytes)) in \(s.files.count) files, \(Format.fixed(s.seconds, 2)) s\n")
+            }
+        }
+    }
+}
