@@ -48,6 +48,11 @@ public indirect enum JSON: Sendable, Equatable {
     }
     /// A non-negative JSON integer that fits in Int (usize semantics).
     public var unsignedValue: Int? { intValue.flatMap { $0 >= 0 ? $0 : nil } }
+    /// A non-negative JSON integer up to u64::MAX (what serde reads as usize).
+    public var u64Value: UInt64? {
+        guard case .number(let s) = self, !s.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return nil }
+        return UInt64(s)
+    }
     /// Any JSON number as a Double.
     public var doubleValue: Double? { if case .number(let s) = self { return Double(s) } else { return nil } }
 }

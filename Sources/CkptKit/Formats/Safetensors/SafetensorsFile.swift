@@ -156,15 +156,18 @@ public final class SafetensorsFile: Sendable {
                 var dims: [Int] = []
                 dims.reserveCapacity(a.count)
                 for x in a {
-                    guard let d = x.unsignedValue else { throw .invalidField(file: path, tensor: name, field: key) }
-                    dims.append(d)
+                    // serde reads usize (u64): a dimension beyond Int.max is valid JSON but can never be stored;
+                    // it is kept as -1 so that validation reports it as an overflow, where the reference does.
+                    guard let d = x.u64Value else { throw .invalidField(file: path, tensor: name, field: key) }
+                    dims.append(d > UInt64(Int.max) ? -1 : Int(d))
                 }
                 shape = dims
             case "data_offsets":
-                guard let a = v.arrayValue, a.count == 2, let b = a[0].unsignedValue, let e = a[1].unsignedValue else {
+                guard let a = v.arrayValue, a.count == 2, let b = a[0].u64Value, let e = a[1].u64Value else {
                     throw .invalidField(file: path, tensor: name, field: key)
                 }
-                offsets = (b, e)
+                // Offsets beyond Int.max cannot tile a real file: clamp so validation reports invalidOffset.
+                offsets = (Int(min(b, UInt64(Int.max))), Int(min(e, UInt64(Int.max))))
             default:
                 continue
             }
