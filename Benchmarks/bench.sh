@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# make bench: ckpt against its baselines, measured in this one script with the same page-cache state.
+# Inputs are generated here. Page cache: WARM (every input is read once before timing). Outputs: none are written
+# by the timed commands (checksums and reads only). Each figure is the median of $RUNS runs; results are ratios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+DIR=${BENCH_DIR:-.build/bench}
+CKPT=.build/release/ckpt
+GEN=.build/release/ckpt-bench
+command -v /usr/bin/time >/dev/null 2>&1 || { apt-get install -y -qq time >/dev/null 2>&1 || true; }
+
+mkdir -p "$DIR"
+if [ ! -f "$DIR/one/model.safetensors" ]; then
+  echo "generating inputs in $DIR (1.2 GB single file; 1.2 GB in 4 shards)..."
+  rm -rf "$DIR/one" "$DIR/shards"
+  $GEN gen "$DIR/one" 1.2GB 1
+  $GEN gen "$DIR/shards" 1.2GB 4
+fi
+ONE="$DIR/one/model.safetensors"
+SHARDS=("$DIR"/shards/model-*.safetensors)
+BYTES_ONE=$(stat -c %s "$ONE")
+BYTES_SHARDS=$(cat "${SHARDS[@]}" | wc -c)
+cat "$ONE" "${SHARDS[@]}" > /dev/null   # warm the page cache
+
+# time_us CMD...: wall-clock microseconds of one run (output discarded).
+time_us() { local s e; s=$(date +%s%N); "$@" > /dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
+# median_us CMD...: median of $RUNS runs.
+median_us() { for _ in $(seq "$RUNS"); do time_us "$@"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# rss_kb CMD...: peak RSS of one run.
+rss_kb() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+gbps() { awk -v b="$1" -v us="$2" 'BEGIN {printf "%.2f", b / us / 1000}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+echo "== checksum, one file ($(awk -v b=$BYTES_ONE 'BEGIN{printf "%.2f", b/1e9}') GB, warm cache, median of $RUNS)"
+sha=$(median_us sha256sum "$ONE")
+ossl=$(median_us openssl dgst -sha256 "$ONE")
+ck=$(median_us $CKPT checksum "$ONE")
+ck1=$(CKPT_THREADS=1 median_us env CKPT_THREADS=1 $CKPT checksum "$ONE")
+printf "  %-34s %8s GB/s\n" "sha256sum" "$(gbps $BYTES_ONE $sha)" "openssl dgst -sha256" "$(gbps $BYTES_ONE $ossl)" \
+  "ckpt checksum (read ∥ hash)" "$(gbps $BYTES_ONE $ck)" "ckpt checksum, 1 thread" "$(gbps $BYTES_ONE $ck1)"
+echo "  ratio ckpt / sha256sum:    $(ratio $sha $ck)×   (goal ≈ 3.2×)"
+echo "  ratio ckpt / openssl dgst: $(ratio $ossl $ck)×   (goal ≥ 1.0×)"
+echo "  peak RSS ckpt: $(rss_kb $CKPT checksum "$ONE") KB"
+
+echo "== checksum, ${#SHARDS[@]} shards ($(awk -v b=$BYTES_SHARDS 'BEGIN{printf "%.2f", b/1e9}') GB)"
+shas=$(median_us sha256sum "${SHARDS[@]}")
+ossls=$(median_us openssl dgst -sha256 "${SHARDS[@]}")
+cks=$(median_us $CKPT checksum "${SHARDS[@]}")
+cks1=$(median_us env CKPT_THREADS=1 $CKPT checksum "${SHARDS[@]}")
+printf "  %-34s %8s GB/s\n" "sha256sum" "$(gbps $BYTES_SHARDS $shas)" "openssl dgst -sha256" "$(gbps $BYTES_SHARDS $ossls)" \
+  "ckpt checksum (2 cores)" "$(gbps $BYTES_SHARDS $cks)" "ckpt checksum, 1 thread" "$(gbps $BYTES_SHARDS $cks1)"
+echo "  ratio ckpt shards rate / ckpt one-file rate: $(awk -v a=$BYTES_SHARDS -v ta=$cks -v b=$BYTES_ONE -v tb=$ck 'BEGIN{printf "%.2f", (a/ta)/(b/tb)}')×   (goal ≥ 1.8×)"
+echo "  ratio ckpt / sha256sum: $(ratio $shas $cks)×;  ckpt / openssl dgst: $(ratio $ossls $cks)×"
+echo "  peak RSS ckpt: $(rss_kb $CKPT checksum "${SHARDS[@]}") KB"
+
+echo "== per-tensor manifest (checksum --tensors: every file and every tensor hashed), ${#SHARDS[@]} shards"
+ckt=$(median_us $CKPT checksum --tensors "$DIR/shards")
+echo "  ckpt checksum --tensors: $(gbps $((BYTES_SHARDS * 2)) $ckt) GB/s hashed ($(ratio $ckt $cks)× the time of the file checksum; twice the bytes)"
+echo "  peak RSS: $(rss_kb $CKPT checksum --tensors "$DIR/shards") KB"
+
+echo "== mapped read of every tensor byte vs cat (one file)"
+cat_us=$(median_us sh -c "cat '$ONE' > /dev/null")
+rd=$(median_us $GEN read "$DIR/one")
+printf "  %-34s %8s GB/s\n" "cat FILE > /dev/null" "$(gbps $BYTES_ONE $cat_us)" "ckpt mapped read (madvise release)" "$(gbps $BYTES_ONE $rd)"
+echo "  ratio ckpt read / cat: $(ratio $cat_us $rd)×"
+echo "  peak RSS ckpt read: $(rss_kb $GEN read "$DIR/one") KB (file is $((BYTES_ONE / 1024)) KB)"
