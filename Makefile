@@ -24,9 +24,11 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
+# The library is tested in a debug build; the command-line tests run the optimised binary, which is what users run
+# (a release-only miscompile was once caught only that way).
 test: deps
-	$(SWIFT) build
-	$(SWIFT) test
+	$(SWIFT) build -c release
+	CKPT_TEST_BINARY=$(CURDIR)/$(CKPT_REL) $(SWIFT) test
 
 # The main job on the bundled fixtures. Until the delta engine exists: inspect the bundled tiny LLaMA, checksum it
 # (sha256sum-compatible), verify it against the per-tensor manifest computed by the Python reference tools,

@@ -141,19 +141,21 @@ static int g_force_portable = 0;
 
 static int use_avx2(void) {
 #ifdef CKPT_X86
-    static int cached = -1;
-    if (g_force_portable) return 0;
-    if (cached < 0) {
+    static int cached = -1;   // read and written atomically: kernels run on several threads
+    if (__atomic_load_n(&g_force_portable, __ATOMIC_RELAXED)) return 0;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
-    return cached;
+    return v;
 #else
     return 0;
 #endif
 }
 
-void ckpt_kernels_force_portable(int force) { g_force_portable = force; }
+void ckpt_kernels_force_portable(int force) { __atomic_store_n(&g_force_portable, force, __ATOMIC_RELAXED); }
 
 const char *ckpt_kernels_variant(void) { return use_avx2() ? "avx2+f16c" : "portable"; }
 

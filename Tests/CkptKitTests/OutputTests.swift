@@ -151,6 +151,30 @@ import Testing
         }
     }
 
+    /// Tensors large enough to be converted on several threads, to every float dtype and back.
+    @Test func multithreadedCastsAreExact() throws {
+        let tmp = TempDir()
+        let src = try ModelFolder(Fx.tinyGQA)
+        for dt in ["f32", "bf16"] {
+            let r = try CLI.run(["convert", Fx.tinyGQA, tmp.sub(dt), "--dtype", dt, "--max-shard-size", "300KB"])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let f32 = try ModelFolder(tmp.sub("f32")), bf16 = try ModelFolder(tmp.sub("bf16"))
+        let emb = try #require(src.tensor(named: "model.embed_tokens.weight"))
+        #expect(emb.info.elementCount > 65536)  // more than one conversion slice
+        for t in src.tensors {
+            let h = t.bytes(0..<t.byteCount).bindMemory(to: UInt16.self)
+            let w = try #require(f32.tensor(named: t.name)), b = try #require(bf16.tensor(named: t.name))
+            let f = w.bytes(0..<w.byteCount).bindMemory(to: Float.self)
+            let g = b.bytes(0..<b.byteCount).bindMemory(to: UInt16.self)
+            for i in 0..<h.count {
+                let x = Float(Float16(bitPattern: h[i]))
+                #expect(x.bitPattern == f[i].bitPattern)
+                #expect(KernelTests.bf16Reference(x) == g[i])
+            }
+        }
+    }
+
     @Test func convertRefusesToWriteIntoItsInput() throws {
         let tmp = TempDir()
         try FileManager.default.copyItem(atPath: Fx.tinyLlama, toPath: tmp.sub("m"))

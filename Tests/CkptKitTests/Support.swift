@@ -40,6 +40,7 @@ final class TempDir {
 /// Runs the built `ckpt` executable.
 struct CLI {
     static var executable: String {
+        if let b = ProcessInfo.processInfo.environment["CKPT_TEST_BINARY"] { return b }
         let candidates = [Fx.root + "/.build/debug/ckpt", Fx.root + "/.build/release/ckpt"]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
     }

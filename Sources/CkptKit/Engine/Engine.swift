@@ -83,13 +83,14 @@ public final class Engine {
         let (src, dst, f32) = (UnsafeRawPointer(input.baseAddress!), scratch.baseAddress!, floats.baseAddress!)
         let inSize = from.size, outSize = to.size
         let srcAddr = Int(bitPattern: src), dstAddr = Int(bitPattern: dst), fAddr = Int(bitPattern: f32)
-        _ = try? Parallel.map(slices, threads: threads) { s in
+        Parallel.forEach(slices, threads: threads) { s in
             let lo = s * slice, n = min(slice, count - lo)
             let sp = UnsafeRawPointer(bitPattern: srcAddr)! + lo * inSize
             let dp = UnsafeMutableRawPointer(bitPattern: dstAddr)! + lo * outSize
             let fp = UnsafeMutablePointer<Float>(bitPattern: fAddr)! + lo
             Kernels.toFloat32(sp, from: from, fp, count: n)
             Kernels.fromFloat32(fp, to: to, dp, count: n)
+            return true
         }
     }
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""make crosscheck: the reference tools re-read what ckpt writes *now*.
+
+Developers only (needs the pinned environment: make fixtures-env). For each output ckpt writes from the bundled
+fixtures, the real loaders must accept it and see exactly the expected values:
+  * safetensors: safe_open accepts every shard, metadata is {"format": "pt"}, and save_file of the loaded tensors
+    reproduces ckpt's bytes (the writer is byte-identical to the library's);
+  * torch: every tensor equals the source tensor cast with torch's own .to(dtype) (round to nearest even), bit for bit;
+  * transformers: LlamaForCausalLM.from_pretrained loads the folder with no missing or unexpected keys, and its logits
+    equal those of the source model cast the same way.
+Prints one line per check and a closing "N passed, M failed"; exits non-zero on any failure.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import LlamaForCausalLM
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DTYPES = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(f"{'PASS' if ok else 'FAIL'}  {name}{(': ' + detail) if detail and not ok else ''}")
+
+
+def shards_of(folder):
+    return sorted(f for f in os.listdir(folder) if f.endswith(".safetensors"))
+
+
+def load_folder(folder):
+    tensors = {}
+    for f in shards_of(folder):
+        with safe_open(os.path.join(folder, f), framework="pt") as sf:
+            for k in sf.keys():
+                tensors[k] = sf.get_tensor(k)
+    return tensors
+
+
+def crosscheck_output(label, src, out, dtype):
+    # safetensors: every shard opens, carries format=pt, and the library re-serialises it to the same bytes.
+    for f in shards_of(out):
+        path = os.path.join(out, f)
+        try:
+            with safe_open(path, framework="pt") as sf:
+                meta = sf.metadata()
+                tensors = {k: sf.get_tensor(k) for k in sf.keys()}
+            check(f"{label}: safetensors opens {f}", meta == {"format": "pt"}, f"metadata {meta}")
+            with tempfile.TemporaryDirectory() as tmp:
+                again = os.path.join(tmp, f)
+                save_file(tensors, again, metadata={"format": "pt"})
+                check(f"{label}: safetensors save_file reproduces {f} byte for byte",
+                      open(again, "rb").read() == open(path, "rb").read())
+        except Exception as e:  # noqa: BLE001 - report any loader failure as a failed check
+            check(f"{label}: safetensors opens {f}", False, repr(e))
+
+    # torch: values equal the source cast by torch itself.
+    source = load_folder(src)
+    written = load_folder(out)
+    check(f"{label}: same tensor names", sorted(source) == sorted(written))
+    bad = [k for k in source if k in written and not torch.equal(
+        source[k].to(dtype).view(torch.uint8) if source[k].dtype.is_floating_point else source[k].view(torch.uint8),
+        written[k].view(torch.uint8))]
+    check(f"{label}: every tensor bit-identical to torch .to({dtype})", not bad, f"differ: {bad[:5]}")
+
+    # transformers: loads cleanly, logits equal the source model cast the same way.
+    try:
+        model, info = LlamaForCausalLM.from_pretrained(out, dtype=dtype, output_loading_info=True)
+        missing, unexpected = info.get("missing_keys", []), info.get("unexpected_keys", [])
+        check(f"{label}: transformers loads with no missing/unexpected keys", not missing and not unexpected,
+              f"missing {missing} unexpected {unexpected}")
+        # Loading with dtype= casts the weights as ckpt did (a model-wide .to() would also cast the rotary buffers).
+        ref = LlamaForCausalLM.from_pretrained(src, dtype=dtype)
+        ids = torch.tensor([[1, 15, 27, 300, 42, 7, 99]])
+        with torch.no_grad():
+            a = model(ids).logits
+            b = ref(ids).logits
+        check(f"{label}: transformers logits equal the source model's", torch.equal(a, b),
+              f"max |d| {(a - b).abs().max().item()}")
+    except Exception as e:  # noqa: BLE001
+        check(f"{label}: transformers loads the folder", False, repr(e))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    if os.path.exists(args.out):
+        shutil.rmtree(args.out)
+    os.makedirs(args.out)
+    versions = json.load(open(os.path.join(HERE, "VERSIONS.json")))
+
+    for model in ["tiny-llama", "tiny-llama-gqa"]:
+        src = os.path.join(HERE, model)
+        for dt, size in [("f32", "300KB"), ("bf16", "5GB"), ("f16", "100KB")]:
+            out = os.path.join(args.out, f"{model}-{dt}")
+            r = subprocess.run([args.ckpt, "convert", src, out, "--dtype", dt, "--max-shard-size", size],
+                               capture_output=True, text=True)
+            check(f"{model}-{dt}: ckpt convert exits 0", r.returncode == 0, r.stderr.strip())
+            if r.returncode == 0:
+                crosscheck_output(f"{model}-{dt}", src, out, DTYPES[dt])
+
+    passed = sum(results)
+    failed = len(results) - passed
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
