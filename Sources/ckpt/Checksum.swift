@@ -90,7 +90,11 @@ struct Checksum: ParsableCommand {
                 ])) + "\n")
             } else {
                 var out = ""
-                for d in diffs where d.isFailure || !quiet { out += d.description + "\n" }
+                for d in diffs where d.isFailure { out += d.description + "\n" }
+                let absent = diffs.filter { !$0.isFailure }.count
+                if absent > 0 && !quiet {
+                    out += "\(absent) file\(absent == 1 ? "" : "s") of the manifest \(absent == 1 ? "is" : "are") not in \(target) (sharding or format differ; the tensors decide)\n"
+                }
                 let okCount = expected.tensors.count - diffs.filter {
                     if case .tensorMissing = $0 { return true }
                     if case .tensorDiffers = $0 { return true }

@@ -19,6 +19,30 @@ public final class MappedFile: @unchecked Sendable {
             base = try Sys.mapReadOnly(fd: fd, size: size, path: path)
             Sys.advise(base!, size: size, .sequential)
         }
+        isWritable = false
+    }
+
+    /// Maps an open descriptor (the caller keeps ownership of it); `writable` maps it shared read-write, for
+    /// temporary files that ckpt fills itself.
+    public init(fd: Int32, displayPath: String, writable: Bool) throws {
+        path = displayPath
+        let st = try Sys.fileStatus(fd: fd, path: displayPath)
+        size = st.size
+        if size == 0 {
+            base = nil
+        } else {
+            base = writable ? try Sys.mapReadWrite(fd: fd, size: size, path: displayPath)
+                            : try Sys.mapReadOnly(fd: fd, size: size, path: displayPath)
+        }
+        isWritable = writable
+    }
+
+    private let isWritable: Bool
+
+    /// The whole mapping for writing, only for mappings created writable.
+    public var mutableBytes: UnsafeMutableRawBufferPointer? {
+        guard isWritable else { return nil }
+        return UnsafeMutableRawBufferPointer(start: base.map { UnsafeMutableRawPointer(mutating: $0) }, count: size)
     }
 
     deinit {

@@ -108,6 +108,25 @@ public enum Sys {
         return UnsafeRawPointer(p)
     }
 
+    public static func mapReadWrite(fd: Int32, size: Int, path: String) throws -> UnsafeRawPointer {
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            throw SystemError(operation: "mmap", path: path, errno: errno)
+        }
+        return UnsafeRawPointer(p)
+    }
+
+    /// mkstemp in `dir`: a new file only this process knows; returns its descriptor and path.
+    public static func createTemporaryFile(in dir: String) throws -> (Int32, String) {
+        var template = Array(Path.join(dir, ".ckpt-tmp-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { throw SystemError(operation: "mkstemp", path: dir, errno: errno) }
+        return (fd, String(cString: template))
+    }
+
+    public static func truncate(_ fd: Int32, size: Int, path: String) throws {
+        guard ftruncate(fd, off_t(size)) == 0 else { throw SystemError(operation: "ftruncate", path: path, errno: errno) }
+    }
+
     public static func unmap(_ p: UnsafeRawPointer, size: Int) {
         _ = munmap(UnsafeMutableRawPointer(mutating: p), size)
     }

@@ -70,13 +70,13 @@ public enum FormatDetection {
         return nil
     }
 
-    /// Opens a single weight file as a safetensors file, or explains what it is instead.
-    public static func openWeights(_ path: String) throws -> SafetensorsFile {
+    /// Opens a single weight file in whatever format its content says, or explains what it is instead.
+    public static func openWeights(_ path: String) throws -> any WeightFile {
         let file = try MappedFile(path: path)
         switch detect(file) {
         case .safetensors: return try SafetensorsFile(file: file)
         case .gitLFSPointer: throw FormatError.gitLFSPointer(file: path, size: lfsSize(file))
-        case .torchZip: throw FormatError.unsupportedFormat(file: path, format: "PyTorch zip (.bin/.pth)")
+        case .torchZip: return try TorchFile(file: file)
         case .gguf: throw FormatError.unsupportedFormat(file: path, format: "GGUF")
         case .unknown:
             if file.size < 8 { return try SafetensorsFile(file: file) }  // the safetensors error explains it

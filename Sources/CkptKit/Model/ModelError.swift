@@ -10,6 +10,7 @@ public enum ModelError: CkptError {
     case tensorNotInIndex(index: String, tensor: String, shard: String)
     case duplicateTensor(tensor: String, first: String, second: String)
     case tensorNotFound(model: String, tensor: String)
+    case metaLayout(folder: String, shards: [String])
 
     public var code: String {
         switch self {
@@ -23,13 +24,14 @@ public enum ModelError: CkptError {
         case .tensorNotInIndex: "tensorNotInIndex"
         case .duplicateTensor: "duplicateTensor"
         case .tensorNotFound: "tensorNotFound"
+        case .metaLayout: "metaLayout"
         }
     }
 
     public var description: String {
         switch self {
         case let .noWeights(f, found):
-            "\(f): no model weights found (looked for model.safetensors, model.safetensors.index.json, *.safetensors; "
+            "\(f): no model weights found (looked for *.safetensors, *.bin and *.pth files and their indexes; "
                 + "the folder holds \(found.isEmpty ? "nothing" : OutputError.list(found)))"
         case let .indexUnreadable(i, d): "\(i): index is not valid JSON: \(d)"
         case let .indexMissingWeightMap(i): "\(i): index has no \"weight_map\" object"
@@ -40,6 +42,9 @@ public enum ModelError: CkptError {
         case let .tensorNotInIndex(i, t, s): "\(i): shard \(s) holds tensor '\(t)', which the index does not list"
         case let .duplicateTensor(t, a, b): "tensor '\(t)' is stored twice: in \(a) and in \(b)"
         case let .tensorNotFound(m, t): "\(m): no tensor named '\(t)'"
+        case let .metaLayout(f, s):
+            "\(f): Meta's original layout with \(s.count) model-parallel shards (\(OutputError.list(s))); "
+                + "convert it first with `ckpt convert --from meta \(f) OUT`"
         }
     }
 }

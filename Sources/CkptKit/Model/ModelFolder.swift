@@ -11,8 +11,8 @@ public final class ModelFolder: Sendable {
     public let displayName: String
     /// The folder holding the files (the file's folder for a single file).
     public let folder: String
-    /// Weight files, in load order (as paths).
-    public let weightFiles: [SafetensorsFile]
+    /// Weight files, in load order.
+    public let weightFiles: [any WeightFile]
     public let index: ShardIndex?
     /// Tensors in LLaMA state-dict order.
     public let tensors: [StoredTensor]
@@ -45,7 +45,7 @@ public final class ModelFolder: Sendable {
     init(resolvedPath path: String, displayName: String) throws {
         self.displayName = displayName
         let st = Sys.status(path)!
-        var files: [SafetensorsFile] = []
+        var files: [any WeightFile] = []
         var idx: ShardIndex?
         if !st.isDirectory {
             folder = Path.parent(path)
@@ -56,8 +56,12 @@ public final class ModelFolder: Sendable {
             isSingleFile = false
             let names = try Sys.listDirectory(path)
             // As transformers: safetensors first (index, else the single file); .bin only when there are none.
-            if names.contains("model.safetensors.index.json") {
-                let i = try ShardIndex(path: Path.join(path, "model.safetensors.index.json"))
+            let visible = names.filter { !$0.hasPrefix(".") }
+            func openAll(_ list: [String]) throws -> [any WeightFile] {
+                try list.map { try FormatDetection.openWeights(Path.join(path, $0)) }
+            }
+            if let indexName = ["model.safetensors.index.json", "pytorch_model.bin.index.json"].first(where: names.contains) {
+                let i = try ShardIndex(path: Path.join(path, indexName))
                 for shard in i.shardFiles {
                     let p = Path.join(path, shard)
                     guard Sys.status(p) != nil else { throw ModelError.indexMissingShard(index: i.path, shard: shard) }
@@ -65,13 +69,18 @@ public final class ModelFolder: Sendable {
                 }
                 idx = i
             } else if names.contains("model.safetensors") {
-                files = [try FormatDetection.openWeights(Path.join(path, "model.safetensors"))]
-            } else if case let st = names.filter({ $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }), !st.isEmpty {
-                files = try st.map { try FormatDetection.openWeights(Path.join(path, $0)) }
-            } else if let bin = names.first(where: { $0 == "pytorch_model.bin.index.json" || $0 == "pytorch_model.bin" || $0.hasSuffix(".pth") }) {
-                throw FormatError.unsupportedFormat(file: Path.join(path, bin), format: "PyTorch zip (.bin/.pth)")
+                files = try openAll(["model.safetensors"])
+            } else if case let st = visible.filter({ $0.hasSuffix(".safetensors") }), !st.isEmpty {
+                files = try openAll(st)
+            } else if names.contains("pytorch_model.bin") {
+                files = try openAll(["pytorch_model.bin"])
+            } else if case let bins = visible.filter({ $0.hasSuffix(".bin") }), !bins.isEmpty {
+                files = try openAll(bins)
+            } else if case let pth = visible.filter({ $0.hasSuffix(".pth") }), !pth.isEmpty {
+                guard pth.count == 1 else { throw ModelError.metaLayout(folder: path, shards: pth) }
+                files = try openAll(pth)
             } else {
-                throw ModelError.noWeights(folder: path, found: names.filter { !$0.hasPrefix(".") })
+                throw ModelError.noWeights(folder: path, found: visible)
             }
         }
         weightFiles = files
@@ -102,6 +111,9 @@ public final class ModelFolder: Sendable {
         let here = folder
         sideFiles = isSingleFile ? [] : ModelFolder.sideFileNames.filter { Sys.status(Path.join(here, $0)) != nil }
     }
+
+    /// What was read: the folder, or the file for a single-file model.
+    public var inputPath: String { isSingleFile ? weightFiles[0].path : folder }
 
     public func tensor(named name: String) -> StoredTensor? { byName[name].map { tensors[$0] } }
 

@@ -22,7 +22,7 @@ public enum Convert {
                            command: [String], showProgress: Bool = Sys.isTerminal(2)) throws -> Summary {
         let start = Sys.now()
         let model = try ModelFolder(source, revision: revision)
-        try PlanChecks.checkDistinct(output: output, inputs: [model.folder])
+        try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
 
         // Plan everything before writing anything.
         let plan = model.tensors.map { PlannedTensor.converting($0, to: options.dtype) }
@@ -35,7 +35,7 @@ public enum Convert {
         let sideBytes = sideFiles.reduce(0) { $0 + (Sys.status(model.path(of: $1))?.size ?? 0) }
         try PlanChecks.checkSpace(folder: output, bytes: layout.totalFileBytes() + sideBytes)
 
-        let folder = try OutputFolder(path: output, command: command, inputs: [model.folder], overwrite: options.overwrite)
+        let folder = try OutputFolder(path: output, command: command, inputs: [model.inputPath], overwrite: options.overwrite)
         let progress = Progress(label: "convert", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
         let engine = Engine(progress: progress)
         try engine.write(plan, layout: layout, into: folder)

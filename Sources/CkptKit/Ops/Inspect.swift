@@ -22,7 +22,7 @@ public struct InspectReport: Sendable {
     public init(path: String, revision: String? = nil, filter: ((String) -> Bool)? = nil) throws {
         let model = try ModelFolder(path, revision: revision)
         self.path = path
-        format = "safetensors"
+        format = Set(model.weightFiles.map(\.formatName)).sorted().joined(separator: "+")
         files = model.weightFiles.map { (Path.baseName($0.path), $0.file.size, $0.tensors.count) }
         rows = model.tensors.filter { filter?($0.name) ?? true }.map {
             Row(name: $0.name, dtype: $0.info.dtype, shape: $0.info.shape, parameters: $0.info.elementCount,

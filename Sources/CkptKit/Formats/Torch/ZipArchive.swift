@@ -1,0 +1,253 @@
+import CZlibShim
+
+/// One entry of a zip archive, from its central directory (sizes and offsets resolved through ZIP64 extras).
+public struct ZipEntry: Sendable {
+    public let name: String
+    /// 0 stored, 8 deflate.
+    public let method: Int
+    public let flags: Int
+    public let crc32: UInt32
+    public let compressedSize: Int
+    public let uncompressedSize: Int
+    public let localHeaderOffset: Int
+    /// Offset of the entry's first data byte (after the local header, name and local extra field).
+    public let dataOffset: Int
+
+    public var isStored: Bool { method == 0 }
+    public var dataRange: Range<Int> { dataOffset..<(dataOffset + compressedSize) }
+}
+
+/// A read-only zip archive over a mapped file: end-of-central-directory (and ZIP64) records, the central directory,
+/// and each entry's local header for its data offset. Stored entries are read in place; deflated entries are
+/// inflated with zlib. Every length and offset is checked against the file before use.
+public final class ZipArchive: Sendable {
+    public let file: MappedFile
+    public let entries: [ZipEntry]
+    private let byName: [String: Int]
+
+    /// Limits: the classic EOCD comment is at most 65,535 bytes; each central entry is at least 46 bytes, so the
+    /// entry count can never exceed the central directory's size / 46 (checked before anything is allocated).
+    static let eocdSize = 22
+    static let maxCommentLength = 0xFFFF
+    static let centralEntrySize = 46
+    static let localHeaderSize = 30
+
+    public var path: String { file.path }
+
+    public init(file: MappedFile) throws(ZipError) {
+        self.file = file
+        let path = file.path
+        let all = file.all
+        let size = file.size
+
+        // 1. End of central directory: scan back over at most a maximal comment.
+        var eocd = -1
+        if size >= Self.eocdSize {
+            let lowest = max(0, size - Self.eocdSize - Self.maxCommentLength)
+            var i = size - Self.eocdSize
+            while i >= lowest {
+                if all[i] == 0x50 && all[i + 1] == 0x4B && all[i + 2] == 0x05 && all[i + 3] == 0x06 {
+                    let commentLength = Int(Self.u16(all, i + 20))
+                    if i + Self.eocdSize + commentLength <= size { eocd = i; break }
+                }
+                i -= 1
+            }
+        }
+        guard eocd >= 0 else { throw .endOfCentralDirectoryNotFound(file: path) }
+        var count = Int(Self.u16(all, eocd + 10))
+        var cdSize = Int(Self.u32(all, eocd + 12))
+        var cdOffset = Int(Self.u32(all, eocd + 16))
+
+        // 2. ZIP64: a locator right before the EOCD points at the ZIP64 EOCD record.
+        if eocd >= 20 && Self.u32(all, eocd - 20) == 0x07064B50 {
+            let recordOffset64 = Self.u64(all, eocd - 20 + 8)
+            guard recordOffset64 <= UInt64(size - 56), Self.u32(all, Int(recordOffset64)) == 0x06064B50 else {
+                throw .invalidZip64(file: path, detail: "the locator points outside the file or at no record")
+            }
+            let r = Int(recordOffset64)
+            let count64 = Self.u64(all, r + 32), size64 = Self.u64(all, r + 40), offset64 = Self.u64(all, r + 48)
+            guard size64 <= UInt64(size), offset64 <= UInt64(size), count64 <= UInt64(size) else {
+                throw .invalidZip64(file: path, detail: "sizes larger than the file")
+            }
+            count = Int(count64)
+            cdSize = Int(size64)
+            cdOffset = Int(offset64)
+        }
+        guard cdOffset <= size, cdSize <= size - cdOffset else {
+            throw .invalidCentralDirectory(file: path, detail: "directory at \(cdOffset)+\(cdSize) is outside the \(size)-byte file")
+        }
+        guard count <= cdSize / Self.centralEntrySize else {
+            throw .invalidCentralDirectory(file: path, detail: "\(count) entries cannot fit in \(cdSize) bytes")
+        }
+
+        // 3. Central directory entries, then each local header.
+        var list: [ZipEntry] = []
+        list.reserveCapacity(count)
+        var names: [String: Int] = [:]
+        var p = cdOffset
+        let cdEnd = cdOffset + cdSize
+        for k in 0..<count {
+            guard p + Self.centralEntrySize <= cdEnd, Self.u32(all, p) == 0x02014B50 else {
+                throw .invalidCentralDirectory(file: path, detail: "entry \(k) has no valid header")
+            }
+            let flags = Int(Self.u16(all, p + 8))
+            let method = Int(Self.u16(all, p + 10))
+            let crc = Self.u32(all, p + 16)
+            var csize = UInt64(Self.u32(all, p + 20))
+            var usize = UInt64(Self.u32(all, p + 24))
+            let nameLength = Int(Self.u16(all, p + 28)), extraLength = Int(Self.u16(all, p + 30))
+            let commentLength = Int(Self.u16(all, p + 32))
+            var local = UInt64(Self.u32(all, p + 42))
+            let next = p + Self.centralEntrySize + nameLength + extraLength + commentLength
+            guard next <= cdEnd else { throw .invalidCentralDirectory(file: path, detail: "entry \(k) runs past the directory") }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: all[(p + 46)..<(p + 46 + nameLength)])
+            guard let name = String(validating: nameBytes, as: UTF8.self) else {
+                throw .invalidCentralDirectory(file: path, detail: "entry \(k) has a name that is not UTF-8")
+            }
+            // ZIP64 extended information: only the fields whose classic value is all ones, in this order.
+            var e = p + 46 + nameLength
+            let extraEnd = e + extraLength
+            while e + 4 <= extraEnd {
+                let id = Self.u16(all, e), length = Int(Self.u16(all, e + 2))
+                guard e + 4 + length <= extraEnd else { throw .invalidZip64(file: path, detail: "entry '\(name)': extra field runs past its end") }
+                if id == 0x0001 {
+                    var q = e + 4
+                    func take() throws(ZipError) -> UInt64 {
+                        guard q + 8 <= e + 4 + length else { throw .invalidZip64(file: path, detail: "entry '\(name)': short ZIP64 field") }
+                        defer { q += 8 }
+                        return Self.u64(all, q)
+                    }
+                    if usize == 0xFFFF_FFFF { usize = try take() }
+                    if csize == 0xFFFF_FFFF { csize = try take() }
+                    if local == 0xFFFF_FFFF { local = try take() }
+                }
+                e += 4 + length
+            }
+            guard flags & 1 == 0 else { throw .encryptedEntry(file: path, entry: name) }
+            guard method == 0 || method == 8 else { throw .unsupportedCompression(file: path, entry: name, method: method) }
+            guard csize <= UInt64(size), usize <= UInt64(Int.max / 2), local <= UInt64(size) else {
+                throw .entryOutOfBounds(file: path, entry: name)
+            }
+            if method == 0 && csize != usize {
+                throw .invalidCentralDirectory(file: path, detail: "stored entry '\(name)' has different compressed and uncompressed sizes")
+            }
+            // The local header: its own name and extra lengths decide where the data starts.
+            let l = Int(local)
+            guard l + Self.localHeaderSize <= size, Self.u32(all, l) == 0x04034B50 else {
+                throw .localHeaderMismatch(file: path, entry: name, detail: "no local header at offset \(l)")
+            }
+            let localMethod = Int(Self.u16(all, l + 8))
+            guard localMethod == method else {
+                throw .localHeaderMismatch(file: path, entry: name, detail: "method \(localMethod) vs \(method)")
+            }
+            let localName = Int(Self.u16(all, l + 26)), localExtra = Int(Self.u16(all, l + 28))
+            let dataOffset = l + Self.localHeaderSize + localName + localExtra
+            guard dataOffset <= size, Int(csize) <= size - dataOffset else { throw .entryOutOfBounds(file: path, entry: name) }
+            if names[name] != nil { throw .duplicateEntry(file: path, entry: name) }
+            names[name] = list.count
+            list.append(ZipEntry(name: name, method: method, flags: flags, crc32: crc, compressedSize: Int(csize),
+                                 uncompressedSize: Int(usize), localHeaderOffset: l, dataOffset: dataOffset))
+            p = next
+        }
+        entries = list
+        byName = names
+    }
+
+    public convenience init(path: String) throws {
+        try self.init(file: MappedFile(path: path))
+    }
+
+    public func entry(named name: String) -> ZipEntry? { byName[name].map { entries[$0] } }
+
+    /// The bytes of a stored entry, in place.
+    public func storedBytes(_ e: ZipEntry) -> UnsafeRawBufferPointer { file.bytes(e.dataRange)! }
+
+    /// The whole (inflated if needed) content of a small entry, at most `limit` bytes.
+    public func contents(_ e: ZipEntry, limit: Int) throws(ZipError) -> [UInt8] {
+        guard e.uncompressedSize <= limit else {
+            throw .entryTooLarge(file: path, entry: e.name, size: e.uncompressedSize, limit: limit)
+        }
+        if e.isStored { return Array(storedBytes(e)) }
+        var out = [UInt8](repeating: 0, count: e.uncompressedSize)
+        let inflater = try Inflater(entry: e, archive: self)
+        let result = out.withUnsafeMutableBytes { dst in Result { () throws(ZipError) -> Int in try inflater.inflate(into: dst) } }
+        let produced = try result.get()
+        guard produced == e.uncompressedSize else {
+            throw .inflateFailed(file: path, entry: e.name, detail: "\(produced) bytes, the archive says \(e.uncompressedSize)")
+        }
+        return out
+    }
+
+    /// CRC-32 (zlib) of a stored entry's bytes, computed in chunks with page release.
+    public func computeCRC32(_ e: ZipEntry) -> UInt32 {
+        var crc = CZlibShim.crc32(0, nil, 0)
+        var pos = e.dataRange.lowerBound
+        while pos < e.dataRange.upperBound {
+            let end = min(pos + (8 << 20), e.dataRange.upperBound)
+            let b = file.bytes(pos..<end)!
+            crc = CZlibShim.crc32_z(crc, b.baseAddress?.assumingMemoryBound(to: UInt8.self), b.count)
+            file.release(pos..<end)
+            pos = end
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+
+    /// Checks a stored entry's CRC-32 against the archive (torch may write 0 when CRCs are disabled: not checked).
+    public func verifyCRC32(_ e: ZipEntry) throws(ZipError) {
+        guard e.isStored, e.crc32 != 0 || e.compressedSize == 0 else { return }
+        let actual = computeCRC32(e)
+        guard actual == e.crc32 else { throw .crcMismatch(file: path, entry: e.name, expected: e.crc32, actual: actual) }
+    }
+
+    static func u16(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt16 { UInt16(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+    static func u32(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt32 { UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+    static func u64(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt64 { UInt64(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
+}
+
+/// Streaming raw-deflate decoding of one entry with zlib.
+final class Inflater {
+    private var stream = z_stream()
+    private let entry: ZipEntry
+    private let archive: ZipArchive
+    private var inputPosition: Int
+
+    init(entry: ZipEntry, archive: ZipArchive) throws(ZipError) {
+        self.entry = entry
+        self.archive = archive
+        inputPosition = entry.dataRange.lowerBound
+        // -15: raw deflate (zip entries have no zlib header).
+        let r = inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        guard r == Z_OK else { throw .inflateFailed(file: archive.path, entry: entry.name, detail: "zlib init \(r)") }
+    }
+
+    deinit { inflateEnd(&stream) }
+
+    /// Fills `dst` (or stops at the end of the stream); returns the bytes produced.
+    func inflate(into dst: UnsafeMutableRawBufferPointer) throws(ZipError) -> Int {
+        var produced = 0
+        while produced < dst.count {
+            if stream.avail_in == 0 && inputPosition < entry.dataRange.upperBound {
+                let end = min(inputPosition + (1 << 20), entry.dataRange.upperBound)
+                let b = archive.file.bytes(inputPosition..<end)!
+                stream.next_in = UnsafeMutablePointer(mutating: b.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                stream.avail_in = UInt32(b.count)
+                inputPosition = end
+            }
+            let want = min(dst.count - produced, Int(UInt32.max))
+            stream.next_out = (dst.baseAddress! + produced).assumingMemoryBound(to: UInt8.self)
+            stream.avail_out = UInt32(want)
+            let before = stream.avail_out
+            let r = CZlibShim.inflate(&stream, Z_NO_FLUSH)
+            produced += Int(before - stream.avail_out)
+            if r == Z_STREAM_END { break }
+            if r == Z_BUF_ERROR && stream.avail_in == 0 && inputPosition >= entry.dataRange.upperBound {
+                throw .inflateFailed(file: archive.path, entry: entry.name, detail: "compressed data ends early")
+            }
+            guard r == Z_OK || r == Z_BUF_ERROR else {
+                let msg = stream.msg.map { String(cString: $0) } ?? "zlib error \(r)"
+                throw .inflateFailed(file: archive.path, entry: entry.name, detail: msg)
+            }
+        }
+        return produced
+    }
+}
