@@ -17,7 +17,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Source model (folder, file or repo id).") var source: String
     @Argument(help: "Output folder.") var destination: String
 
-    @Option(help: "Output format: safetensors.") var to: String = "safetensors"
+    @Option(help: "Output format: safetensors or bin (PyTorch zip, as torch.save writes it).") var to: String = "safetensors"
     @Option(help: "Output dtype for float tensors: f32, f16, bf16 (default: keep).") var dtype: String?
     @Option(help: "Largest shard size, e.g. 5GB, 500MB, 2GiB.") var maxShardSize: String = "5GB"
     @Flag(help: "Replace an earlier ckpt output in DST (only files its journal lists are removed).") var overwrite = false
@@ -26,8 +26,8 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: json) {
-            guard to == "safetensors" else {
-                throw UsageError.invalidArgument("--to \(to): this version of ckpt writes safetensors only")
+            guard let format = ShardLayout.Format(rawValue: to) else {
+                throw UsageError.invalidArgument("--to \(to): expected safetensors or bin")
             }
             var dt: DType?
             if let dtype {
@@ -40,7 +40,7 @@ struct Convert: ParsableCommand {
                 throw UsageError.invalidArgument("--max-shard-size \(maxShardSize): expected a size such as 5GB or 500MB")
             }
             let s = try CkptKit.Convert.run(source: source, revision: model.revision, output: destination,
-                                            options: .init(dtype: dt, maxShardSize: size, overwrite: overwrite),
+                                            options: .init(dtype: dt, maxShardSize: size, overwrite: overwrite, format: format),
                                             command: ["ckpt", "convert"] + CommandLine.arguments.dropFirst(2))
             if json {
                 Sys.writeStdout(JSONWriter.python(.object([

@@ -28,10 +28,9 @@ public final class Engine {
     public func write(_ plan: [PlannedTensor], layout: ShardLayout, into folder: OutputFolder) throws {
         let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.info.name, $0) })
         for shard in layout.shards {
-            let st = try SafetensorsLayout(tensors: shard.tensors, path: Path.join(folder.path, shard.name))
-            let writer = try SafetensorsWriter(layout: st, output: folder.createFile(shard.name))
+            let writer = try layout.makeWriter(shard: shard, folder: folder)
             do {
-                for t in st.order where t.byteCount > 0 {
+                for t in writer.order where t.byteCount > 0 {
                     try stream(byName[t.name]!, into: writer)
                 }
                 let r = try writer.finish()
@@ -47,7 +46,7 @@ public final class Engine {
     }
 
     /// Streams one tensor's output bytes into `writer`.
-    func stream(_ p: PlannedTensor, into writer: SafetensorsWriter) throws {
+    func stream(_ p: PlannedTensor, into writer: any CheckpointWriter) throws {
         switch p.operation {
         case .copy(let src):
             var pos = 0

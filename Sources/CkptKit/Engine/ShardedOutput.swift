@@ -3,7 +3,14 @@
 /// tensors in plan order; one larger than the limit gets a shard of its own, appended at once; otherwise a shard
 /// is closed when the next tensor would push it over the limit. A tensor is never split; headers are not counted.
 public struct ShardLayout: Sendable {
-    public enum Format: String, Sendable { case safetensors }
+    public enum Format: String, Sendable, CaseIterable {
+        case safetensors
+        case bin
+
+        /// HF file-name stem and extension.
+        var stem: String { self == .safetensors ? "model" : "pytorch_model" }
+        var ext: String { self == .safetensors ? "safetensors" : "bin" }
+    }
 
     public let format: Format
     /// Shard file names and their tensors (in plan order).
@@ -26,7 +33,7 @@ public struct ShardLayout: Sendable {
             currentSize += size
         }
         if !current.isEmpty || list.isEmpty { list.append(current) }
-        let (stem, ext) = ("model", "safetensors")
+        let (stem, ext) = (format.stem, format.ext)
         if list.count == 1 {
             shards = [("\(stem).\(ext)", list[0])]
         } else {
@@ -35,12 +42,29 @@ public struct ShardLayout: Sendable {
         }
     }
 
+    /// torch.save's archive folder: the file name without its last extension.
+    static func rootName(_ fileName: String) -> String {
+        guard let dot = fileName.lastIndex(of: ".") else { return fileName }
+        return String(fileName[..<dot])
+    }
+
+    /// A writer for one shard of this layout.
+    func makeWriter(shard: (name: String, tensors: [TensorInfo]), folder: OutputFolder) throws -> any CheckpointWriter {
+        switch format {
+        case .safetensors:
+            let st = try SafetensorsLayout(tensors: shard.tensors, path: Path.join(folder.path, shard.name))
+            return try SafetensorsWriter(layout: st, output: folder.createFile(shard.name))
+        case .bin:
+            return try TorchZipWriter(tensors: shard.tensors, rootName: Self.rootName(shard.name), output: folder.createFile(shard.name))
+        }
+    }
+
     static func pad5(_ i: Int) -> String {
         let s = String(i)
         return s.count >= 5 ? s : String(repeating: "0", count: 5 - s.count) + s
     }
 
-    public var indexFileName: String? { shards.count > 1 ? "model.safetensors.index.json" : nil }
+    public var indexFileName: String? { shards.count > 1 ? "\(format.stem).\(format.ext).index.json" : nil }
 
     /// The index as transformers writes it: `json.dumps(index, indent=2, sort_keys=True) + "\n"` with
     /// `metadata.total_parameters` and `metadata.total_size` (data bytes only).
@@ -59,7 +83,12 @@ public struct ShardLayout: Sendable {
     /// Bytes of all shard files (headers included) plus the index.
     public func totalFileBytes() throws -> Int {
         var n = indexText.utf8.count
-        for s in shards { n += try SafetensorsLayout(tensors: s.tensors).fileSize }
+        for s in shards {
+            switch format {
+            case .safetensors: n += try SafetensorsLayout(tensors: s.tensors).fileSize
+            case .bin: n += TorchZipWriter.fileSize(tensors: s.tensors, rootName: Self.rootName(s.name))
+            }
+        }
         return n
     }
 }

@@ -4,8 +4,11 @@ public enum Convert {
         public var dtype: DType?
         public var maxShardSize: Int
         public var overwrite: Bool
-        public init(dtype: DType? = nil, maxShardSize: Int = 5_000_000_000, overwrite: Bool = false) {
+        public var format: ShardLayout.Format
+        public init(dtype: DType? = nil, maxShardSize: Int = 5_000_000_000, overwrite: Bool = false,
+                    format: ShardLayout.Format = .safetensors) {
             self.dtype = dtype
+            self.format = format
             self.maxShardSize = maxShardSize
             self.overwrite = overwrite
         }
@@ -26,7 +29,7 @@ public enum Convert {
 
         // Plan everything before writing anything.
         let plan = model.tensors.map { PlannedTensor.converting($0, to: options.dtype) }
-        let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize)
+        let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize, format: options.format)
         let sideFiles = model.sideFiles
         var configText: String?
         if let dtype = options.dtype, sideFiles.contains("config.json"), let c = try model.config() {
