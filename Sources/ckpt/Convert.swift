@@ -20,6 +20,10 @@ struct Convert: ParsableCommand {
     @Option(help: "Output format: safetensors or bin (PyTorch zip, as torch.save writes it).") var to: String = "safetensors"
     @Option(help: "Output dtype for float tensors: f32, f16, bf16 (default: keep).") var dtype: String?
     @Option(help: "Largest shard size, e.g. 5GB, 500MB, 2GiB.") var maxShardSize: String = "5GB"
+    @Option(help: "Source layout: hf (Hugging Face folder, file or repo id) or meta (consolidated.NN.pth + params.json).")
+    var from: String = "hf"
+    @Option(help: "With --from meta: the LLaMA version (1 or 2), which sets max_position_embeddings as the transformers script does.")
+    var llamaVersion: Int = 1
     @Flag(help: "Replace an earlier ckpt output in DST (only files its journal lists are removed).") var overwrite = false
     @Flag(help: "Print a JSON summary.") var json = false
     @OptionGroup var model: ModelOptions
@@ -39,9 +43,18 @@ struct Convert: ParsableCommand {
             guard let size = ByteSize.parse(maxShardSize) else {
                 throw UsageError.invalidArgument("--max-shard-size \(maxShardSize): expected a size such as 5GB or 500MB")
             }
-            let s = try CkptKit.Convert.run(source: source, revision: model.revision, output: destination,
-                                            options: .init(dtype: dt, maxShardSize: size, overwrite: overwrite, format: format),
-                                            command: ["ckpt", "convert"] + CommandLine.arguments.dropFirst(2))
+            let options = CkptKit.Convert.Options(dtype: dt, maxShardSize: size, overwrite: overwrite, format: format)
+            let command = ["ckpt", "convert"] + CommandLine.arguments.dropFirst(2)
+            let s: CkptKit.Convert.Summary
+            switch from {
+            case "hf":
+                s = try CkptKit.Convert.run(source: source, revision: model.revision, output: destination, options: options, command: command)
+            case "meta":
+                guard llamaVersion == 1 || llamaVersion == 2 else { throw UsageError.invalidArgument("--llama-version must be 1 or 2") }
+                s = try CkptKit.Convert.runFromMeta(source: source, output: destination, options: options, llamaVersion: llamaVersion, command: command)
+            default:
+                throw UsageError.invalidArgument("--from \(from): expected hf or meta")
+            }
             if json {
                 Sys.writeStdout(JSONWriter.python(.object([
                     ("output", .string(destination)), ("tensors", .int(s.tensors)), ("bytes", .int(s.bytes)),

@@ -32,6 +32,12 @@ public enum Format {
         return (v < 0 && r != 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + frac : "")
     }
 
+    /// Python's `repr(float)`: integral values keep ".0" (10000.0); others use the shortest round-trip form.
+    public static func pythonFloat(_ v: Double) -> String {
+        if v == v.rounded() && abs(v) < 1e16 { return String(Int(v)) + ".0" }
+        return "\(v)"
+    }
+
     /// A short general number: integers without ".0", others as Swift prints them (1e-05, 0.5).
     public static func number(_ v: Double) -> String {
         if v == v.rounded() && abs(v) < 1e15 { return String(Int(v)) }

@@ -9,6 +9,7 @@ public final class Engine {
     public let threads: Int
     private let scratch: UnsafeMutableRawBufferPointer   // output chunk
     private let floats: UnsafeMutableBufferPointer<Float>  // f32 staging for conversions
+    private let stage: UnsafeMutableRawBufferPointer  // assembled rows in the source dtype
     private let progress: Progress?
 
     public init(chunkBytes: Int = 8 << 20, threads: Int = Parallel.threadCount, progress: Progress? = nil) {
@@ -17,11 +18,13 @@ public final class Engine {
         self.progress = progress
         scratch = .allocate(byteCount: chunkBytes, alignment: 64)
         floats = .allocate(capacity: chunkBytes / 2)
+        stage = .allocate(byteCount: chunkBytes, alignment: 64)
     }
 
     deinit {
         scratch.deallocate()
         floats.deallocate()
+        stage.deallocate()
     }
 
     /// Writes every shard of `layout` into `folder`, recording each in the journal; then the index.
@@ -72,6 +75,55 @@ public final class Engine {
                 progress?.advance(by: n * outSize)
                 first += n
             }
+        case let .assemble(parts, axis, rows):
+            try assemble(p, parts: parts, axis: axis, rows: rows, into: writer)
+        }
+    }
+
+    /// Streams an assembled tensor: output rows in chunks, each row gathered from its part (and permuted row).
+    private func assemble(_ p: PlannedTensor, parts: [StoredTensor], axis: Int, rows perm: RowPermutation?,
+                          into writer: any CheckpointWriter) throws {
+        let inType = parts[0].info.dtype, outType = p.info.dtype
+        let inSize = inType.size, outSize = outType.size
+        let outRows = p.info.shape[0], cols = p.info.shape.count > 1 ? p.info.shape[1] : 1
+        let rowsPerChunk = max(1, chunkBytes / (cols * max(inSize, outSize, 4)))
+        // For axis 0: the first row of each part; for axis 1: the byte offset of each part's columns in a row.
+        var rowStarts: [Int] = [], colOffsets: [Int] = []
+        var acc = 0
+        for part in parts {
+            if axis == 0 { rowStarts.append(acc); acc += part.info.shape[0] } else { colOffsets.append(acc); acc += part.info.rowBytes }
+        }
+        var r0 = 0
+        while r0 < outRows {
+            let r1 = min(r0 + rowsPerChunk, outRows)
+            var touched: [(Int, Int)] = Array(repeating: (Int.max, 0), count: parts.count)  // byte range read per part
+            for r in r0..<r1 {
+                let src = perm?.source(r) ?? r
+                let dst = stage.baseAddress! + (r - r0) * cols * inSize
+                if axis == 0 {
+                    var k = parts.count - 1
+                    while rowStarts[k] > src { k -= 1 }
+                    let rb = parts[k].info.rowBytes, local = src - rowStarts[k]
+                    dst.copyMemory(from: parts[k].bytes((local * rb)..<((local + 1) * rb)).baseAddress!, byteCount: rb)
+                    touched[k] = (min(touched[k].0, local * rb), max(touched[k].1, (local + 1) * rb))
+                } else {
+                    for (k, part) in parts.enumerated() {
+                        let rb = part.info.rowBytes
+                        (dst + colOffsets[k]).copyMemory(from: part.bytes((src * rb)..<((src + 1) * rb)).baseAddress!, byteCount: rb)
+                        touched[k] = (min(touched[k].0, src * rb), max(touched[k].1, (src + 1) * rb))
+                    }
+                }
+            }
+            let n = (r1 - r0) * cols
+            if inType == outType {
+                try writer.write(UnsafeRawBufferPointer(rebasing: stage[0..<(n * inSize)]), tensor: p.info.name)
+            } else {
+                convert(UnsafeRawBufferPointer(rebasing: stage[0..<(n * inSize)]), from: inType, count: n, to: outType)
+                try writer.write(UnsafeRawBufferPointer(rebasing: scratch[0..<(n * outSize)]), tensor: p.info.name)
+            }
+            for (k, range) in touched.enumerated() where range.0 < range.1 { parts[k].release(range.0..<range.1) }
+            progress?.advance(by: n * outSize)
+            r0 = r1
         }
     }
 

@@ -4,10 +4,36 @@ public enum TensorOperation: Sendable {
     case copy(StoredTensor)
     /// A float tensor converted to the output dtype through f32, rounding to nearest even (torch's `.to()`).
     case cast(StoredTensor)
+    /// A 2-D tensor assembled from parts of one dtype (model-parallel shards): concatenated along `axis` (0: row
+    /// blocks, 1: column blocks), then rows reordered by `rows` (output row r takes source row rows(r)); cast to
+    /// the output dtype when it differs.
+    case assemble(parts: [StoredTensor], axis: Int, rows: RowPermutation?)
 
     public var sources: [StoredTensor] {
         switch self {
         case .copy(let t), .cast(let t): [t]
+        case .assemble(let parts, _, _): parts
+        }
+    }
+}
+
+/// A row reordering applied when assembling a tensor.
+public enum RowPermutation: Sendable, Equatable {
+    /// Meta's rotary layout (adjacent pairs) to Hugging Face's (two halves), per head of `headDim` rows:
+    /// HF row h·D + t·D/2 + j is Meta row h·D + 2j + t (transformers' `permute`, convert_llama_weights_to_hf.py).
+    case metaToHF(headDim: Int)
+    /// The inverse (llama.cpp's un-permute for GGUF): Meta row h·D + 2j + t is HF row h·D + t·D/2 + j.
+    case hfToMeta(headDim: Int)
+
+    /// The source row of output row `r`.
+    @inline(__always) public func source(_ r: Int) -> Int {
+        switch self {
+        case .metaToHF(let d):
+            let h = r / d, rem = r % d, half = d / 2
+            return h * d + 2 * (rem % half) + rem / half
+        case .hfToMeta(let d):
+            let h = r / d, rem = r % d, half = d / 2
+            return h * d + (rem % 2) * half + rem / 2
         }
     }
 }

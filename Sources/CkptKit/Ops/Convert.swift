@@ -55,6 +55,31 @@ public enum Convert {
                        bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start)
     }
 
+    /// Meta's original layout → Hugging Face (see `MetaCheckpoint`). Keeps the source dtype unless `options.dtype`
+    /// is given (`bf16` reproduces the current transformers script, which loads the merged model in bfloat16).
+    public static func runFromMeta(source: String, output: String, options: Options, llamaVersion: Int,
+                                   command: [String], showProgress: Bool = Sys.isTerminal(2)) throws -> Summary {
+        let start = Sys.now()
+        let meta = try MetaCheckpoint(folder: source)
+        try PlanChecks.checkDistinct(output: output, inputs: [source])
+        let plan = try meta.plan(dtype: options.dtype)
+        let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize, format: options.format)
+        let outType = plan.first?.info.dtype ?? .F16
+        let config = meta.configText(dtype: outType, llamaVersion: llamaVersion)
+        try PlanChecks.checkSpace(folder: output, bytes: layout.totalFileBytes() + (meta.tokenizerPath.flatMap { Sys.status($0)?.size } ?? 0))
+
+        let folder = try OutputFolder(path: output, command: command, inputs: [source], overwrite: options.overwrite)
+        let progress = Progress(label: "convert", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
+        try Engine(progress: progress).write(plan, layout: layout, into: folder)
+        try folder.writeSmallFile("config.json", contents: config)
+        try folder.writeSmallFile("generation_config.json", contents: meta.generationConfigText)
+        if let tok = meta.tokenizerPath { try folder.copyFile(from: tok, as: "tokenizer.model") }
+        progress.finish()
+        try folder.complete()
+        return Summary(files: folder.journal.files.map { ($0.0, $0.1.sha256) }, tensors: plan.count,
+                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start)
+    }
+
     /// config.json with its dtype key (`torch_dtype`, or `dtype` in transformers 5) set to `dtype`, written as
     /// transformers writes configs (`json.dumps(indent=2, sort_keys=True) + "\n"`).
     public static func rewriteDType(_ json: JSON, to dtype: DType) -> String {

@@ -1,0 +1,137 @@
+/// Errors reading a SentencePiece `tokenizer.model` (a protobuf `ModelProto`).
+public enum SentencePieceError: CkptError, Equatable {
+    case malformed(file: String, offset: Int, detail: String)
+    case tooLarge(file: String, size: Int)
+
+    public var code: String {
+        switch self {
+        case .malformed: "sentencepieceMalformed"
+        case .tooLarge: "sentencepieceTooLarge"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .malformed(f, o, d): "\(f): not a valid SentencePiece model at byte \(o): \(d)"
+        case let .tooLarge(f, s): "\(f): \(s) bytes is larger than any tokenizer model"
+        }
+    }
+}
+
+/// The pieces of a SentencePiece model (`sentencepiece_model.proto`: ModelProto.pieces = 1; each SentencePiece has
+/// piece = 1, score = 2, type = 3). Other fields are skipped by wire type, bounds-checked.
+public struct SentencePieceModel: Sendable {
+    public enum PieceType: Int, Sendable { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
+
+    public struct Piece: Sendable, Equatable {
+        public var piece: String
+        public var score: Float
+        public var type: PieceType
+    }
+
+    public let pieces: [Piece]
+
+    /// Real LLaMA tokenizers are ~0.5 MB (32k pieces); Llama-3-size vocabularies stay well under this.
+    public static let maxSize = 64 << 20
+
+    public static func read(path: String) throws -> SentencePieceModel {
+        let f = try MappedFile(path: path)
+        guard f.size <= maxSize else { throw SentencePieceError.tooLarge(file: path, size: f.size) }
+        return try SentencePieceModel(bytes: f.all, path: path)
+    }
+
+    public init(bytes: UnsafeRawBufferPointer, path: String) throws(SentencePieceError) {
+        var r = ProtoReader(bytes: bytes, path: path)
+        var list: [Piece] = []
+        while !r.isAtEnd {
+            let (field, wire) = try r.key()
+            if field == 1 && wire == 2 {
+                let sub = try r.lengthDelimited()
+                var p = ProtoReader(bytes: sub, path: path, base: r.offset - sub.count)
+                var piece = "", score: Float = 0, type = PieceType.normal
+                while !p.isAtEnd {
+                    let (f2, w2) = try p.key()
+                    switch (f2, w2) {
+                    case (1, 2):
+                        let b = try p.lengthDelimited()
+                        guard let s = String(validating: b, as: UTF8.self) else { throw p.fail("piece is not UTF-8") }
+                        piece = s
+                    case (2, 5): score = Float(bitPattern: try p.fixed32())
+                    case (3, 0):
+                        let v = try p.varint()
+                        guard let t = PieceType(rawValue: Int(truncatingIfNeeded: v)) else { throw p.fail("unknown piece type \(v)") }
+                        type = t
+                    default: try p.skip(wire: w2)
+                    }
+                }
+                list.append(Piece(piece: piece, score: score, type: type))
+            } else {
+                try r.skip(wire: wire)
+            }
+        }
+        guard !list.isEmpty else { throw ProtoReader(bytes: bytes, path: path).fail("no pieces") }
+        pieces = list
+    }
+}
+
+/// Bounds-checked protobuf wire-format reading.
+struct ProtoReader {
+    let bytes: UnsafeRawBufferPointer
+    let path: String
+    let base: Int
+    var i = 0
+
+    init(bytes: UnsafeRawBufferPointer, path: String, base: Int = 0) {
+        self.bytes = bytes
+        self.path = path
+        self.base = base
+    }
+
+    var isAtEnd: Bool { i >= bytes.count }
+    var offset: Int { base + i }
+
+    func fail(_ d: String) -> SentencePieceError { .malformed(file: path, offset: base + i, detail: d) }
+
+    mutating func varint() throws(SentencePieceError) -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard i < bytes.count else { throw fail("truncated varint") }
+            let b = bytes[i]
+            i += 1
+            guard shift < 64 else { throw fail("varint longer than 10 bytes") }
+            v |= UInt64(b & 0x7F) << shift
+            if b & 0x80 == 0 { return v }
+            shift += 7
+        }
+    }
+
+    mutating func key() throws(SentencePieceError) -> (Int, Int) {
+        let k = try varint()
+        guard k >> 3 > 0, k >> 3 < 1 << 29 else { throw fail("invalid field number") }
+        return (Int(k >> 3), Int(k & 7))
+    }
+
+    mutating func fixed32() throws(SentencePieceError) -> UInt32 {
+        guard i + 4 <= bytes.count else { throw fail("truncated fixed32") }
+        defer { i += 4 }
+        return UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+    }
+
+    mutating func lengthDelimited() throws(SentencePieceError) -> UnsafeRawBufferPointer {
+        let n = try varint()
+        guard n <= UInt64(bytes.count - i) else { throw fail("length \(n) runs past the end") }
+        defer { i += Int(n) }
+        return UnsafeRawBufferPointer(rebasing: bytes[i..<(i + Int(n))])
+    }
+
+    mutating func skip(wire: Int) throws(SentencePieceError) {
+        switch wire {
+        case 0: _ = try varint()
+        case 1: guard i + 8 <= bytes.count else { throw fail("truncated fixed64") }; i += 8
+        case 2: _ = try lengthDelimited()
+        case 5: guard i + 4 <= bytes.count else { throw fail("truncated fixed32") }; i += 4
+        default: throw fail("unsupported wire type \(wire)")
+        }
+    }
+}
