@@ -6,7 +6,7 @@ CKPT_DBG   := .build/debug/ckpt
 PYTHON     := .venv/bin/python
 DEMO_OUT   := .build/demo
 
-.PHONY: all deps build release test demo bench install fixtures fixtures-env crosscheck fuzz clean
+.PHONY: all deps build release test test-large demo bench install fixtures fixtures-env crosscheck fuzz clean
 
 all: build
 
@@ -46,6 +46,11 @@ demo: release
 	@$(CKPT_REL) convert Fixtures/tiny-llama $(DEMO_OUT)/tiny-llama-f32 --dtype f32 --max-shard-size 300KB
 	@$(CKPT_REL) inspect $(DEMO_OUT)/tiny-llama-f32 --filter 'norm'
 	@echo "demo OK"
+
+# Opt-in, not in CI: a > 4 GiB tensor through the safetensors and .bin writers and readers (needs ~9 GB of disk).
+test-large: deps
+	$(SWIFT) build -c release
+	CKPT_TEST_LARGE=1 CKPT_TEST_BINARY=$(CURDIR)/$(CKPT_REL) $(SWIFT) test -c release --filter LargeFileTests
 
 bench: release
 	bash Benchmarks/bench.sh

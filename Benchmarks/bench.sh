@@ -65,3 +65,19 @@ rd=$(median_us $GEN read "$DIR/one")
 printf "  %-34s %8s GB/s\n" "cat FILE > /dev/null" "$(gbps $BYTES_ONE $cat_us)" "ckpt mapped read (madvise release)" "$(gbps $BYTES_ONE $rd)"
 echo "  ratio ckpt read / cat: $(ratio $cat_us $rd)×"
 echo "  peak RSS ckpt read: $(rss_kb $GEN read "$DIR/one") KB (file is $((BYTES_ONE / 1024)) KB)"
+
+echo "== convert .bin → safetensors (fsync on for ckpt and the floor; input in the page cache)"
+for size in 1.1GB 4.2GB; do
+  src="$DIR/bin-$size"
+  [ -f "$src/.ckpt-journal.json" ] || { rm -rf "$src"; $GEN gen "$src" "$size" 3 bin; }
+  bytes_in=$(cat "$src"/*.bin | wc -c)
+  cat "$src"/*.bin > /dev/null
+  out="$DIR/convert-out"
+  conv=$(for _ in $(seq "$RUNS"); do rm -rf "$out"; sync; time_us $CKPT convert "$src" "$out"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  bytes_out=$(cat "$out"/*.safetensors | wc -c)
+  rss=$(rm -rf "$out"; rss_kb $CKPT convert "$src" "$out")
+  # The I/O floor: read every input byte and write (and fsync) a file of the output's size.
+  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$src'/*.bin > /dev/null && head -c $bytes_out /dev/zero > '$DIR/floor.out' && sync '$DIR/floor.out'"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "  $size input ($(awk -v b=$bytes_in 'BEGIN{printf "%.2f", b/1e9}') GB): ckpt $(awk -v u=$conv 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $conv $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB, flat)"
+  rm -rf "$out" "$DIR/floor.out"
+done

@@ -1,5 +1,5 @@
 // ckpt-bench: inputs and probes for `make bench` (not part of the product).
-//   ckpt-bench gen DIR TOTAL_BYTES SHARDS   write a synthetic fp16 safetensors model (shards + index)
+//   ckpt-bench gen DIR TOTAL_BYTES SHARDS [safetensors|bin]   write a synthetic fp16 model (shards + index)
 //   ckpt-bench read PATH                     read every tensor byte through the mapping (page release on)
 import CkptKit
 #if canImport(Glibc)
@@ -16,22 +16,22 @@ guard args.count >= 3 else { fail("usage: ckpt-bench gen DIR BYTES SHARDS | read
 
 switch args[1] {
 case "gen":
-    guard args.count == 5, let total = ByteSize.parse(args[3]), let shards = Int(args[4]), shards > 0 else {
-        fail("usage: ckpt-bench gen DIR BYTES SHARDS")
+    guard args.count >= 5, let total = ByteSize.parse(args[3]), let shards = Int(args[4]), shards > 0,
+          let format = ShardLayout.Format(rawValue: args.count > 5 ? args[5] : "safetensors") else {
+        fail("usage: ckpt-bench gen DIR BYTES SHARDS [safetensors|bin]")
     }
     // Layers of 4 square-ish fp16 matrices, sized so the model holds about `total` bytes.
     let rowsPerTensor = 4096, cols = 2048
     let tensorBytes = rowsPerTensor * cols * 2
     let count = max(1, total / tensorBytes)
     let infos = (0..<count).map { TensorInfo(name: "model.layers.\($0 / 4).mlp.w\($0 % 4).weight", dtype: .F16, shape: [rowsPerTensor, cols]) }
-    let layout = ShardLayout(tensors: infos, maxShardSize: (count + shards - 1) / shards * tensorBytes)
+    let layout = ShardLayout(tensors: infos, maxShardSize: (count + shards - 1) / shards * tensorBytes, format: format)
     let folder = try OutputFolder(path: args[2], command: Array(args), inputs: [], overwrite: true)
     let buf = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: tensorBytes / 8)
     var s: UInt64 = 0x9E3779B97F4A7C15
     for shard in layout.shards {
-        let st = try SafetensorsLayout(tensors: shard.tensors)
-        let w = try SafetensorsWriter(layout: st, output: folder.createFile(shard.name))
-        for t in st.order {
+        let w = try layout.makeWriter(shard: shard, folder: folder)
+        for t in w.order {
             for i in 0..<buf.count {
                 s ^= s << 13; s ^= s >> 7; s ^= s << 17
                 buf[i] = s & 0x3BFF_3BFF_3BFF_3BFF  // finite fp16 values

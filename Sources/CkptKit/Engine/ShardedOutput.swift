@@ -49,7 +49,7 @@ public struct ShardLayout: Sendable {
     }
 
     /// A writer for one shard of this layout.
-    func makeWriter(shard: (name: String, tensors: [TensorInfo]), folder: OutputFolder) throws -> any CheckpointWriter {
+    public func makeWriter(shard: (name: String, tensors: [TensorInfo]), folder: OutputFolder) throws -> any CheckpointWriter {
         switch format {
         case .safetensors:
             let st = try SafetensorsLayout(tensors: shard.tensors, path: Path.join(folder.path, shard.name))
