@@ -17,6 +17,9 @@ struct Inspect: ParsableCommand {
     @Option(help: "Show only tensors whose name matches this regular expression.")
     var filter: String?
 
+    @Flag(help: "Also verify the CRC-32 of every entry of PyTorch zip (.bin/.pth) files.")
+    var checkCRC = false
+
     @Flag(help: "Print a JSON object instead of a table.")
     var json = false
 
@@ -29,7 +32,7 @@ struct Inspect: ParsableCommand {
                 guard let re = try? Regex(filter) else { throw UsageError.invalidArgument("--filter: invalid regular expression '\(filter)'") }
                 matcher = { (try? re.firstMatch(in: $0)) != nil }
             }
-            let report = try InspectReport(path: path, revision: model.revision, filter: matcher)
+            let report = try InspectReport(path: path, revision: model.revision, filter: matcher, checkCRC: checkCRC)
             Sys.writeStdout(json ? JSONWriter.python(report.json) + "\n" : report.text)
         }
     }

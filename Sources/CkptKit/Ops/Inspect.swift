@@ -19,7 +19,7 @@ public struct InspectReport: Sendable {
     public var notes: [String]
 
     /// Inspects a file, folder, HF cache folder or repo id. `filter` keeps only tensors whose name matches.
-    public init(path: String, revision: String? = nil, filter: ((String) -> Bool)? = nil) throws {
+    public init(path: String, revision: String? = nil, filter: ((String) -> Bool)? = nil, checkCRC: Bool = false) throws {
         let model = try ModelFolder(path, revision: revision)
         self.path = path
         format = Set(model.weightFiles.map(\.formatName)).sorted().joined(separator: "+")
@@ -34,6 +34,16 @@ public struct InspectReport: Sendable {
             config = try model.config()
         } catch let e as CkptError {
             configError = e.description
+        }
+        if checkCRC {
+            var checked = 0
+            for case let t as TorchFile in model.weightFiles {
+                for e in t.archive.entries {
+                    try t.archive.verifyCRC32(e)
+                    checked += 1
+                }
+            }
+            notes.append("zip CRC-32 verified for \(checked) entries")
         }
         if let idx = model.index, let total = idx.totalSize, total != model.totalBytes {
             notes.append("index metadata.total_size is \(Format.grouped(total)) but the tensors hold \(Format.grouped(model.totalBytes)) bytes (informational)")

@@ -125,6 +125,7 @@ public final class TorchFile: WeightFile {
                 guard produced == e.uncompressedSize else {
                     throw ZipError.inflateFailed(file: path, entry: e.name, detail: "\(produced) bytes, the archive says \(e.uncompressedSize)")
                 }
+                try archive.checkInflatedCRC(e, UnsafeRawBufferPointer(dst))
             }
             if bigEndian && elementSize > 1 { TemporaryMapping.byteSwap(dst, elementSize: elementSize) }
         }

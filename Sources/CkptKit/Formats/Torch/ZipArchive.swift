@@ -175,7 +175,15 @@ public final class ZipArchive: Sendable {
         guard produced == e.uncompressedSize else {
             throw .inflateFailed(file: path, entry: e.name, detail: "\(produced) bytes, the archive says \(e.uncompressedSize)")
         }
+        try out.withUnsafeBytes { b throws(ZipError) in try checkInflatedCRC(e, b) }
         return out
+    }
+
+    /// Inflated data is always CRC-checked (the cost is small next to inflating it).
+    public func checkInflatedCRC(_ e: ZipEntry, _ data: UnsafeRawBufferPointer) throws(ZipError) {
+        guard e.crc32 != 0 || data.isEmpty else { return }
+        let actual = UInt32(truncatingIfNeeded: CZlibShim.crc32_z(0, data.baseAddress?.assumingMemoryBound(to: UInt8.self), data.count))
+        guard actual == e.crc32 else { throw .crcMismatch(file: path, entry: e.name, expected: e.crc32, actual: actual) }
     }
 
     /// CRC-32 (zlib) of a stored entry's bytes, computed in chunks with page release.
