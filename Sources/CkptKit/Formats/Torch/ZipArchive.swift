@@ -175,7 +175,8 @@ public final class ZipArchive: Sendable {
         guard produced == e.uncompressedSize else {
             throw .inflateFailed(file: path, entry: e.name, detail: "\(produced) bytes, the archive says \(e.uncompressedSize)")
         }
-        try out.withUnsafeBytes { b throws(ZipError) in try checkInflatedCRC(e, b) }
+        let crcCheck = out.withUnsafeBytes { b in Result { () throws(ZipError) in try checkInflatedCRC(e, b) } }
+        try crcCheck.get()
         return out
     }
 
