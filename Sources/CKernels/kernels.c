@@ -72,6 +72,17 @@ static void f32_to_bf16_portable(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = ckpt_f32_to_bf16_scalar(src[i]);
 }
 
+static void add_f16_portable(const uint16_t *a, const uint16_t *b, uint16_t *out, size_t n, int sub) {
+    for (size_t i = 0; i < n; i++) {
+        float x = ckpt_f16_to_f32_scalar(a[i]), y = ckpt_f16_to_f32_scalar(b[i]);
+        out[i] = ckpt_f32_to_f16_scalar(sub ? x - y : x + y);
+    }
+}
+static void add_f32_portable(const float *a, const float *b, float *out, size_t n, int sub) {
+    if (sub) { for (size_t i = 0; i < n; i++) out[i] = a[i] - b[i]; }
+    else { for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i]; }
+}
+
 // MARK: - AVX2 + F16C variants
 
 #ifdef CKPT_X86
@@ -133,6 +144,29 @@ CKPT_AVX2 static void f32_to_bf16_avx2(const float *src, uint16_t *dst, size_t n
     }
     for (; i < n; i++) dst[i] = ckpt_f32_to_bf16_scalar(src[i]);
 }
+
+CKPT_AVX2 static void add_f16_avx2(const uint16_t *a, const uint16_t *b, uint16_t *out, size_t n, int sub) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256 y = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i)));
+        __m256 r = sub ? _mm256_sub_ps(x, y) : _mm256_add_ps(x, y);
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_cvtps_ph(r, _MM_FROUND_TO_NEAREST_INT));
+    }
+    for (; i < n; i++) {
+        float x = ckpt_f16_to_f32_scalar(a[i]), y = ckpt_f16_to_f32_scalar(b[i]);
+        out[i] = ckpt_f32_to_f16_scalar(sub ? x - y : x + y);
+    }
+}
+
+CKPT_AVX2 static void add_f32_avx2(const float *a, const float *b, float *out, size_t n, int sub) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(a + i), y = _mm256_loadu_ps(b + i);
+        _mm256_storeu_ps(out + i, sub ? _mm256_sub_ps(x, y) : _mm256_add_ps(x, y));
+    }
+    for (; i < n; i++) out[i] = sub ? a[i] - b[i] : a[i] + b[i];
+}
 #endif
 
 // MARK: - Dispatch
@@ -182,4 +216,17 @@ void ckpt_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
     if (use_avx2()) { f32_to_bf16_avx2(src, dst, n); return; }
 #endif
     f32_to_bf16_portable(src, dst, n);
+}
+
+void ckpt_add_f16(const uint16_t *a, const uint16_t *b, uint16_t *out, size_t n, int subtract) {
+#ifdef CKPT_X86
+    if (use_avx2()) { add_f16_avx2(a, b, out, n, subtract); return; }
+#endif
+    add_f16_portable(a, b, out, n, subtract);
+}
+void ckpt_add_f32(const float *a, const float *b, float *out, size_t n, int subtract) {
+#ifdef CKPT_X86
+    if (use_avx2()) { add_f32_avx2(a, b, out, n, subtract); return; }
+#endif
+    add_f32_portable(a, b, out, n, subtract);
 }

@@ -76,8 +76,21 @@ import Testing
             try tmp.write("out/" + AtomicOutputFile.tempName(for: "half.bin", pid: 999_999), "partial")
         }
         let f = try OutputFolder(path: out, command: ["a"], inputs: ["i"], overwrite: false)
-        #expect(try Sys.listDirectory(out).filter { !$0.hasPrefix(".ckpt") } == [])
+        // The finished file is kept (its hash still matches), the temp file is gone.
+        #expect(try Sys.listDirectory(out).filter { !$0.hasPrefix(".ckpt") } == ["done.txt"])
+        #expect(f.reused == ["done.txt"])
         try f.complete()
+
+        // A journaled file whose content changed since is not trusted: it is removed and rewritten.
+        let out2 = tmp.sub("out2")
+        do {
+            let g = try OutputFolder(path: out2, command: ["a"], inputs: ["i"], overwrite: false)
+            try g.writeSmallFile("done.txt", contents: "1")
+        }
+        try tmp.write("out2/done.txt", "2")
+        let g = try OutputFolder(path: out2, command: ["a"], inputs: ["i"], overwrite: false)
+        #expect(g.reused.isEmpty && !FileManager.default.fileExists(atPath: out2 + "/done.txt"))
+        try g.complete()
     }
 }
 

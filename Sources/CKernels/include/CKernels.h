@@ -29,6 +29,12 @@ void ckpt_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 /// binary32 → bfloat16, round to nearest even; NaN → quiet NaN keeping sign and top payload bits.
 void ckpt_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
 
+/// out[i] = f16(f32(a[i]) + sign·f32(b[i])) for fp16 a, b, out (sign = +1 add, -1 subtract): an fp16 add or
+/// subtract correctly rounded, exactly what torch computes for `a += b` / `a -= b` on fp16 tensors.
+void ckpt_add_f16(const uint16_t *a, const uint16_t *b, uint16_t *out, size_t n, int subtract);
+/// out[i] = a[i] + sign·b[i] in f32.
+void ckpt_add_f32(const float *a, const float *b, float *out, size_t n, int subtract);
+
 /// Scalar helpers (portable, used by tests and by tails).
 float ckpt_f16_to_f32_scalar(uint16_t h);
 uint16_t ckpt_f32_to_f16_scalar(float f);

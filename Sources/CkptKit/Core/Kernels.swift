@@ -35,6 +35,18 @@ public enum Kernels {
         }
     }
 
+    /// fp16 a ± b, correctly rounded (torch's fp16 `+=` / `-=`).
+    public static func addF16(_ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>, _ out: UnsafeMutablePointer<UInt16>,
+                              count: Int, subtract: Bool) {
+        ckpt_add_f16(a, b, out, count, subtract ? 1 : 0)
+    }
+
+    /// f32 a ± b (out may alias a).
+    public static func addF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                              count: Int, subtract: Bool) {
+        ckpt_add_f32(a, b, out, count, subtract ? 1 : 0)
+    }
+
     public static func f16ToF32(_ h: UInt16) -> Float { ckpt_f16_to_f32_scalar(h) }
     public static func f32ToF16(_ f: Float) -> UInt16 { ckpt_f32_to_f16_scalar(f) }
     public static func bf16ToF32(_ h: UInt16) -> Float { ckpt_bf16_to_f32_scalar(h) }

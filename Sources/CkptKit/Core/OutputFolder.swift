@@ -111,6 +111,8 @@ public final class OutputFolder {
 
     public let path: String
     public private(set) var journal: Journal
+    /// Files an interrupted run of the same command finished and whose SHA-256 still matches: kept, not rewritten.
+    public private(set) var reused: [String] = []
     private let lockFD: Int32
 
     /// Opens `path` for writing by `command`.
@@ -158,9 +160,18 @@ public final class OutputFolder {
             throw OutputError.targetNotEmpty(path: path, entries: entries)
         }
         if !foreign.isEmpty { throw OutputError.foreignFiles(path: path, names: foreign) }
-        // Remove what an earlier ckpt run wrote here (its journal lists it) and its leftover temp files.
+        // Remove an earlier run's leftover temp files; keep what an unfinished run of this same command finished
+        // (when its SHA-256 still matches the journal); remove everything else the journal lists.
         for name in temps { try Sys.unlink(Path.join(path, name)) }
-        for (name, _) in old.files { try Sys.unlink(Path.join(path, name)) }
+        for (name, entry) in old.files {
+            let p = Path.join(path, name)
+            if sameRun && !overwrite, Sys.status(p)?.size == entry.bytes, (try? Checksum.hashFile(p)) == entry.sha256 {
+                journal.files.append((name, entry))
+                reused.append(name)
+            } else {
+                try Sys.unlink(p)
+            }
+        }
     }
 
     private func writeJournal() throws {

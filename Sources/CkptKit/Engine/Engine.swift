@@ -10,6 +10,7 @@ public final class Engine {
     private let scratch: UnsafeMutableRawBufferPointer   // output chunk
     private let floats: UnsafeMutableBufferPointer<Float>  // f32 staging for conversions
     private let stage: UnsafeMutableRawBufferPointer  // assembled rows in the source dtype
+    private let floatsB: UnsafeMutableBufferPointer<Float>  // second operand of combine
     private let progress: Progress?
 
     public init(chunkBytes: Int = 8 << 20, threads: Int = Parallel.threadCount, progress: Progress? = nil) {
@@ -19,18 +20,24 @@ public final class Engine {
         scratch = .allocate(byteCount: chunkBytes, alignment: 64)
         floats = .allocate(capacity: chunkBytes / 2)
         stage = .allocate(byteCount: chunkBytes, alignment: 64)
+        floatsB = .allocate(capacity: chunkBytes / 2)
     }
 
     deinit {
         scratch.deallocate()
         floats.deallocate()
         stage.deallocate()
+        floatsB.deallocate()
     }
 
     /// Writes every shard of `layout` into `folder`, recording each in the journal; then the index.
     public func write(_ plan: [PlannedTensor], layout: ShardLayout, into folder: OutputFolder) throws {
         let byName = Dictionary(uniqueKeysWithValues: plan.map { ($0.info.name, $0) })
         for shard in layout.shards {
+            if folder.reused.contains(shard.name) {  // finished by an interrupted run of this command, hash checked
+                progress?.advance(by: shard.tensors.reduce(0) { $0 + $1.byteCount })
+                continue
+            }
             let writer = try layout.makeWriter(shard: shard, folder: folder)
             do {
                 for t in writer.order where t.byteCount > 0 {
@@ -77,7 +84,74 @@ public final class Engine {
             }
         case let .assemble(parts, axis, rows):
             try assemble(p, parts: parts, axis: axis, rows: rows, into: writer)
+        case let .combine(a, b, subtract):
+            try combine(p, a, b, subtract: subtract, into: writer)
         }
+    }
+
+    /// Streams `a ± b` in element chunks split across the cores. Elements past an operand's end are zeros.
+    private func combine(_ p: PlannedTensor, _ a: StoredTensor, _ b: StoredTensor, subtract: Bool,
+                         into writer: any CheckpointWriter) throws {
+        let out = p.info.dtype, outSize = out.size
+        let count = p.info.elementCount
+        let perChunk = chunkBytes / max(outSize, 4)
+        let slice = 64 << 10
+        let (na, nb) = (a.info.elementCount, b.info.elementCount)
+        let addrs = (scratch: Int(bitPattern: scratch.baseAddress!), fa: Int(bitPattern: floats.baseAddress!),
+                     fb: Int(bitPattern: floatsB.baseAddress!))
+        var first = 0
+        while first < count {
+            let n = min(perChunk, count - first)
+            let base = first
+            if base + n < count {
+                a.prefetch(min((base + n) * a.info.dtype.size, a.byteCount)..<min((base + 2 * n) * a.info.dtype.size, a.byteCount))
+                b.prefetch(min((base + n) * b.info.dtype.size, b.byteCount)..<min((base + 2 * n) * b.info.dtype.size, b.byteCount))
+            }
+            let slices = (n + slice - 1) / slice
+            Parallel.forEach(slices, threads: threads) { s in
+                let lo = s * slice, m = min(slice, n - lo), g = base + lo  // g: first global element of the slice
+                let dst = UnsafeMutableRawPointer(bitPattern: addrs.scratch)! + lo * outSize
+                // Fast path: both operands fp16 with every element present, fp16 out.
+                if out == .F16 && a.info.dtype == .F16 && b.info.dtype == .F16 && g + m <= na && g + m <= nb {
+                    let pa = a.bytes((g * 2)..<((g + m) * 2)).baseAddress!.assumingMemoryBound(to: UInt16.self)
+                    let pb = b.bytes((g * 2)..<((g + m) * 2)).baseAddress!.assumingMemoryBound(to: UInt16.self)
+                    Kernels.addF16(pa, pb, dst.assumingMemoryBound(to: UInt16.self), count: m, subtract: subtract)
+                    return true
+                }
+                let fa = UnsafeMutablePointer<Float>(bitPattern: addrs.fa)! + lo
+                let fb = UnsafeMutablePointer<Float>(bitPattern: addrs.fb)! + lo
+                Engine.operand(a, from: g, count: m, as: out, into: fa, roundTrip: dst)
+                Engine.operand(b, from: g, count: m, as: out, into: fb, roundTrip: dst)
+                Kernels.addF32(fa, fb, fa, count: m, subtract: subtract)
+                Kernels.fromFloat32(fa, to: out, dst, count: m)
+                return true
+            }
+            try writer.write(UnsafeRawBufferPointer(rebasing: scratch[0..<(n * outSize)]), tensor: p.info.name)
+            for t in [a, b] {
+                let sz = t.info.dtype.size
+                let lo = min(first * sz, t.byteCount), hi = min((first + n) * sz, t.byteCount)
+                if lo < hi { t.release(lo..<hi) }
+            }
+            progress?.advance(by: n * outSize)
+            first += n
+        }
+    }
+
+    /// Elements [g, g+m) of `t` as f32 values of dtype `out` (rounded to it first, as torch's `.to(out)`), zeros
+    /// past the tensor's end. `roundTrip` is scratch space of at least m elements of `out`.
+    static func operand(_ t: StoredTensor, from g: Int, count m: Int, as out: DType,
+                        into f: UnsafeMutablePointer<Float>, roundTrip: UnsafeMutableRawPointer) {
+        let have = max(0, min(m, t.info.elementCount - g))
+        let sz = t.info.dtype.size
+        if have > 0 {
+            Kernels.toFloat32(t.bytes((g * sz)..<((g + have) * sz)).baseAddress!, from: t.info.dtype, f, count: have)
+            if t.info.dtype != out && out != .F32 && out != .F64 {
+                // Narrowing: round to the output dtype, then widen back exactly.
+                Kernels.fromFloat32(f, to: out, roundTrip, count: have)
+                Kernels.toFloat32(roundTrip, from: out, f, count: have)
+            }
+        }
+        if have < m { (f + have).initialize(repeating: 0, count: m - have) }
     }
 
     /// Streams an assembled tensor: output rows in chunks, each row gathered from its part (and permuted row).

@@ -8,11 +8,16 @@ public enum TensorOperation: Sendable {
     /// blocks, 1: column blocks), then rows reordered by `rows` (output row r takes source row rows(r)); cast to
     /// the output dtype when it differs.
     case assemble(parts: [StoredTensor], axis: Int, rows: RowPermutation?)
+    /// `a + b` (or `a − b`), each operand first rounded to the output dtype (torch's `.to()`), then combined in f32
+    /// and rounded once — bit-identical to torch's in-place `a += b` on tensors of the output dtype. An operand
+    /// with fewer rows than the output counts as zero-padded (Vicuna v0's extra `[PAD]` row).
+    case combine(a: StoredTensor, b: StoredTensor, subtract: Bool)
 
     public var sources: [StoredTensor] {
         switch self {
         case .copy(let t), .cast(let t): [t]
         case .assemble(let parts, _, _): parts
+        case .combine(let a, let b, _): [a, b]
         }
     }
 }
