@@ -56,7 +56,7 @@ import Testing
             try f.complete()
         }
         // A finished run: refused without --overwrite, replaced with it.
-        #expect(errorCode { _ = try OutputFolder(path: out2, command: ["a"], inputs: [], overwrite: false) } == "targetNotEmpty")
+        #expect(errorCode { _ = try OutputFolder(path: out2, command: ["a"], inputs: [], overwrite: false) } == "targetHasOutput")
         try tmp.write("out2/user.txt", "added by the user")
         #expect(errorCode { _ = try OutputFolder(path: out2, command: ["a"], inputs: [], overwrite: true) } == "foreignFiles")
         #expect(FileManager.default.fileExists(atPath: out2 + "/w.txt"))

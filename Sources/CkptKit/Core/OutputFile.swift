@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A file written under a temporary name in its destination folder, then fsynced and renamed into place, so an
 /// interrupted run never leaves a file under its final name. Writes go through one reused buffer and are hashed
 /// (SHA-256) on the way, so the journal records each file's checksum without reading it back.
@@ -32,7 +34,17 @@ public final class AtomicOutputFile {
         buffer.deallocate()
     }
 
+    /// Fault injection for the crash tests: with CKPT_TEST_KILL_AFTER_BYTES=N in the environment, the process
+    /// SIGKILLs itself once N bytes have gone into output files — a real `kill -9` at a reproducible point.
+    static let killAfterBytes: Int? = Sys.environment("CKPT_TEST_KILL_AFTER_BYTES").flatMap(Int.init)
+    static let bytesSoFar = Atomic<Int>(0)
+
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if let limit = Self.killAfterBytes,
+           Self.bytesSoFar.wrappingAdd(bytes.count, ordering: .relaxed).newValue >= limit {
+            try flush()
+            Sys.killSelf()
+        }
         var src = bytes
         while !src.isEmpty {
             if fill == 0 && src.count >= buffer.count {

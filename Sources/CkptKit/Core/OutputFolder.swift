@@ -1,6 +1,7 @@
 /// Errors about an output folder: what is already there and who else is writing it.
 public enum OutputError: CkptError {
     case targetNotEmpty(path: String, entries: [String])
+    case targetHasOutput(path: String, command: String)
     case targetLocked(path: String, holder: String)
     case targetIsNotDirectory(path: String)
     case foreignFiles(path: String, names: [String])
@@ -9,6 +10,7 @@ public enum OutputError: CkptError {
     public var code: String {
         switch self {
         case .targetNotEmpty: "targetNotEmpty"
+        case .targetHasOutput: "targetHasOutput"
         case .targetLocked: "targetLocked"
         case .targetIsNotDirectory: "targetIsNotDirectory"
         case .foreignFiles: "foreignFiles"
@@ -20,6 +22,8 @@ public enum OutputError: CkptError {
         switch self {
         case let .targetNotEmpty(p, e):
             "\(p): output folder is not empty and was not written by ckpt (holds \(Self.list(e))); choose an empty or new folder"
+        case let .targetHasOutput(p, c):
+            "\(p): already holds ckpt output (from `\(c)`); pass --overwrite to replace it, or choose another folder"
         case let .targetLocked(p, h):
             "\(p): another ckpt process (\(h)) is writing this folder; wait for it or stop it"
         case let .targetIsNotDirectory(p):
@@ -157,7 +161,7 @@ public final class OutputFolder {
         }
         let sameRun = old.command == journal.command && old.inputs == journal.inputs && old.state == .running
         if !sameRun && !overwrite {
-            throw OutputError.targetNotEmpty(path: path, entries: entries)
+            throw OutputError.targetHasOutput(path: path, command: old.command.joined(separator: " "))
         }
         if !foreign.isEmpty { throw OutputError.foreignFiles(path: path, names: foreign) }
         // Remove an earlier run's leftover temp files; keep what an unfinished run of this same command finished

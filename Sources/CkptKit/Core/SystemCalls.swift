@@ -276,6 +276,9 @@ public enum Sys {
 
     public static func processID() -> Int32 { getpid() }
 
+    /// SIGKILL to this process (fault-injection tests only).
+    public static func killSelf() { _ = kill(getpid(), SIGKILL) }
+
     public static func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }
         return String(cString: v)
