@@ -845,6 +845,7 @@ def main():
         "malformed_accepted_by_python": accepted,
     }
     write_json(HERE / "VERSIONS.json", versions)
+    __import__("subprocess").run([sys.executable, str(HERE / "generate_torch.py")], check=True)  # torch/, meta/
     print(f"done in {time.time() - t_start:.0f}s", flush=True)
 
 
