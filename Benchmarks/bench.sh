@@ -81,3 +81,18 @@ for size in 1.1GB 4.2GB; do
   echo "  $size input ($(awk -v b=$bytes_in 'BEGIN{printf "%.2f", b/1e9}') GB): ckpt $(awk -v u=$conv 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $conv $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB, flat)"
   rm -rf "$out" "$DIR/floor.out"
 done
+
+echo "== apply-delta (base + delta → target; fsync on for ckpt and the floor; inputs in the page cache)"
+for size in 1.1GB 4.2GB; do
+  base="$DIR/delta-base-$size"; delta="$DIR/delta-delta-$size"
+  [ -f "$base/.ckpt-journal.json" ] || { rm -rf "$base"; $GEN gen "$base" "$size" 3 safetensors 1; }
+  [ -f "$delta/.ckpt-journal.json" ] || { rm -rf "$delta"; $GEN gen "$delta" "$size" 3 safetensors 2; }
+  cat "$base"/*.safetensors "$delta"/*.safetensors > /dev/null
+  out="$DIR/delta-out"
+  ad=$(for _ in $(seq "$RUNS"); do rm -rf "$out"; sync; time_us $CKPT apply-delta --base "$base" --delta "$delta" --target "$out"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  bytes_out=$(cat "$out"/*.safetensors | wc -c)
+  rss=$(rm -rf "$out"; rss_kb $CKPT apply-delta --base "$base" --delta "$delta" --target "$out")
+  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$base'/*.safetensors '$delta'/*.safetensors > /dev/null && head -c $bytes_out /dev/zero > '$DIR/floor.out' && sync '$DIR/floor.out'"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "  $size base + $size delta: ckpt $(awk -v u=$ad 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $ad $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB)"
+  rm -rf "$out" "$DIR/floor.out"
+done

@@ -1,5 +1,5 @@
 // ckpt-bench: inputs and probes for `make bench` (not part of the product).
-//   ckpt-bench gen DIR TOTAL_BYTES SHARDS [safetensors|bin]   write a synthetic fp16 model (shards + index)
+//   ckpt-bench gen DIR TOTAL_BYTES SHARDS [safetensors|bin] [SEED]   write a synthetic fp16 model (shards + index)
 //   ckpt-bench read PATH                     read every tensor byte through the mapping (page release on)
 import CkptKit
 #if canImport(Glibc)
@@ -28,7 +28,7 @@ case "gen":
     let layout = ShardLayout(tensors: infos, maxShardSize: (count + shards - 1) / shards * tensorBytes, format: format)
     let folder = try OutputFolder(path: args[2], command: Array(args), inputs: [], overwrite: true)
     let buf = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: tensorBytes / 8)
-    var s: UInt64 = 0x9E3779B97F4A7C15
+    var s: UInt64 = 0x9E3779B97F4A7C15 ^ (args.count > 6 ? UInt64(args[6]) ?? 0 : 0) &* 0xD1B54A32D192ED03
     for shard in layout.shards {
         let w = try layout.makeWriter(shard: shard, folder: folder)
         for t in w.order {
