@@ -137,14 +137,10 @@ public final class OutputFolder {
             throw OutputError.targetLocked(path: path, holder: "lock \(lockPath)")
         }
         lockFD = fd
-        do {
-            journal = Journal(command: command, inputs: inputs)
-            try prepare(overwrite: overwrite)
-            try writeJournal()
-        } catch {
-            Sys.close(fd)
-            throw error
-        }
+        journal = Journal(command: command, inputs: inputs)
+        // From here every stored property is set, so a throw runs deinit, which closes (and so unlocks) lockFD.
+        try prepare(overwrite: overwrite)
+        try writeJournal()
     }
 
     deinit { Sys.close(lockFD) }

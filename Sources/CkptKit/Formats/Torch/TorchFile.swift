@@ -1,7 +1,7 @@
 /// Errors about a PyTorch checkpoint's content, beyond its zip container and pickle.
 public enum TorchError: CkptError, Equatable {
-    case missingRecord(file: String, record: String)
-    case notAStateDict(file: String, detail: String)
+    case missingRecord(file: String, record: String, tensor: String? = nil)
+    case notAStateDict(file: String, detail: String, tensor: String? = nil)
     case storageOutOfRange(file: String, tensor: String, needed: Int, available: Int)
     case nonContiguous(file: String, tensor: String, size: [Int], stride: [Int])
     case unsupportedByteOrder(file: String, value: String)
@@ -21,14 +21,16 @@ public enum TorchError: CkptError, Equatable {
     public var tensor: String? {
         switch self {
         case .storageOutOfRange(_, let t, _, _), .nonContiguous(_, let t, _, _), .duplicateTensor(_, let t): t
-        default: nil
+        case .missingRecord(_, _, let t), .notAStateDict(_, _, let t): t
+        case .unsupportedByteOrder: nil
         }
     }
 
     public var description: String {
         switch self {
-        case let .missingRecord(f, r): "\(f): PyTorch checkpoint has no '\(r)' record (truncated or not a torch.save file)"
-        case let .notAStateDict(f, d): "\(f): not a state dict of tensors: \(d)"
+        case let .missingRecord(f, r, t):
+            "\(f): PyTorch checkpoint has no '\(r)' record\(t.map { " (needed by tensor '\($0)')" } ?? "") (truncated or not a torch.save file)"
+        case let .notAStateDict(f, d, _): "\(f): not a state dict of tensors: \(d)"
         case let .storageOutOfRange(f, t, n, a):
             "\(f): tensor '\(t)' needs \(n) bytes of its storage, which holds \(a) (corrupt checkpoint)"
         case let .nonContiguous(f, t, s, st):
@@ -91,7 +93,7 @@ public final class TorchFile: WeightFile {
         for (k, v) in dict.items {
             guard case .string(let name) = k else { throw TorchError.notAStateDict(file: path, detail: "a key is not a string") }
             guard case .tensor(let t) = v else {
-                throw TorchError.notAStateDict(file: path, detail: "'\(name)' is not a tensor")
+                throw TorchError.notAStateDict(file: path, detail: "'\(name)' is not a tensor", tensor: name)
             }
             guard seen.insert(name).inserted else { throw TorchError.duplicateTensor(file: path, tensor: name) }
             let s: (file: MappedFile, offset: Int, size: Int)
@@ -99,7 +101,7 @@ public final class TorchFile: WeightFile {
                 s = cached
             } else {
                 guard let e = record("data/" + t.storage.key) else {
-                    throw TorchError.missingRecord(file: path, record: root + "/data/" + t.storage.key)
+                    throw TorchError.missingRecord(file: path, record: root + "/data/" + t.storage.key, tensor: name)
                 }
                 s = try TorchFile.materialize(e, elementSize: t.storage.dtype.size, bigEndian: bigEndian, archive: archive)
                 storages[t.storage.key] = s

@@ -65,13 +65,11 @@ public final class ZipArchive: Sendable {
                 throw .invalidZip64(file: path, detail: "the locator points outside the file or at no record")
             }
             let r = Int(recordOffset64)
-            let count64 = Self.u64(all, r + 32), size64 = Self.u64(all, r + 40), offset64 = Self.u64(all, r + 48)
-            guard size64 <= UInt64(size), offset64 <= UInt64(size), count64 <= UInt64(size) else {
-                throw .invalidZip64(file: path, detail: "sizes larger than the file")
-            }
-            count = Int(count64)
-            cdSize = Int(size64)
-            cdOffset = Int(offset64)
+            // Clamped so they convert to Int; the checks below report values outside the file.
+            let limit = UInt64(Int.max / 2)
+            count = Int(min(Self.u64(all, r + 32), limit))
+            cdSize = Int(min(Self.u64(all, r + 40), limit))
+            cdOffset = Int(min(Self.u64(all, r + 48), limit))
         }
         guard cdOffset <= size, cdSize <= size - cdOffset else {
             throw .invalidCentralDirectory(file: path, detail: "directory at \(cdOffset)+\(cdSize) is outside the \(size)-byte file")
