@@ -127,6 +127,11 @@ public final class OutputFolder {
         self.path = path
         if let st = Sys.status(path) {
             guard st.isDirectory else { throw OutputError.targetIsNotDirectory(path: path) }
+            // A folder ckpt did not write is refused before anything (even the lock file) is created in it.
+            let entries = try Sys.listDirectory(path).filter { $0 != OutputFolder.lockName && !AtomicOutputFile.isTempName($0) }
+            if !entries.isEmpty && !entries.contains(Journal.fileName) {
+                throw OutputError.targetNotEmpty(path: path, entries: entries)
+            }
         } else {
             try Sys.makeDirectories(path)
         }
@@ -152,8 +157,10 @@ public final class OutputFolder {
         let temps = entries.filter(AtomicOutputFile.isTempName)
         let foreign = entries.filter { !ours.contains($0) && !AtomicOutputFile.isTempName($0) }
         guard let old else {
-            if entries.isEmpty { return }
-            throw OutputError.targetNotEmpty(path: path, entries: entries)
+            // Only ckpt's own temp files (a run killed before its journal existed) may stand here.
+            guard foreign.isEmpty else { throw OutputError.targetNotEmpty(path: path, entries: foreign) }
+            for name in temps { try Sys.unlink(Path.join(path, name)) }
+            return
         }
         let sameRun = old.command == journal.command && old.inputs == journal.inputs && old.state == .running
         if !sameRun && !overwrite {
