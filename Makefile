@@ -30,27 +30,21 @@ test: deps
 	$(SWIFT) build -c release
 	CKPT_TEST_BINARY=$(CURDIR)/$(CKPT_REL) $(SWIFT) test
 
-# The main job on the bundled fixtures. Until the delta engine exists: inspect the bundled tiny LLaMA, checksum it
-# (sha256sum-compatible), verify it against the per-tensor manifest computed by the Python reference tools,
-# re-shard and cast it to bf16, and check that the result still holds the same float16-exact values.
+# The main job on the bundled fixtures: apply a Vicuna-style delta (published as .bin shards, made by FastChat's
+# make_delta) to the tiny LLaMA, then verify the result tensor by tensor against FastChat's own apply_delta output
+# (a manifest computed with torch) and show it.
 demo: release
-	@echo "== ckpt inspect Fixtures/tiny-llama"
-	@$(CKPT_REL) inspect Fixtures/tiny-llama
-	@echo; echo "== ckpt checksum Fixtures/tiny-llama (sha256sum format; sha256sum -c accepts it)"
-	@$(CKPT_REL) checksum Fixtures/tiny-llama | tee $(DEMO_OUT).sha256
-	@sha256sum -c --quiet $(DEMO_OUT).sha256 && echo "sha256sum -c: all OK"
-	@echo; echo "== ckpt checksum --check <manifest written by the Python reference tools>"
-	@$(CKPT_REL) checksum --check Fixtures/expected/tiny-llama/manifest.json Fixtures/tiny-llama
-	@echo; echo "== ckpt convert --dtype f32 --max-shard-size 300KB (streamed, journaled, atomic)"
-	@rm -rf $(DEMO_OUT)/tiny-llama-f32
-	@$(CKPT_REL) convert Fixtures/tiny-llama $(DEMO_OUT)/tiny-llama-f32 --dtype f32 --max-shard-size 300KB
-	@$(CKPT_REL) inspect $(DEMO_OUT)/tiny-llama-f32 --filter 'norm'
-	@echo "demo OK"
-
-# Opt-in, not in CI: a > 4 GiB tensor through the safetensors and .bin writers and readers (needs ~9 GB of disk).
-test-large: deps
-	$(SWIFT) build -c release
-	CKPT_TEST_LARGE=1 CKPT_TEST_BINARY=$(CURDIR)/$(CKPT_REL) $(SWIFT) test -c release --filter LargeFileTests
+	@rm -rf $(DEMO_OUT)
+	@echo "== ckpt apply-delta --base Fixtures/tiny-llama --delta Fixtures/delta/delta-bin --target $(DEMO_OUT)/vicuna-tiny"
+	@$(CKPT_REL) apply-delta --base Fixtures/tiny-llama --delta Fixtures/delta/delta-bin --target $(DEMO_OUT)/vicuna-tiny
+	@echo; echo "== ckpt checksum --check <manifest of FastChat's apply_delta output, computed with torch>"
+	@$(CKPT_REL) checksum --check Fixtures/delta/expected/applied_manifest.json $(DEMO_OUT)/vicuna-tiny
+	@echo; echo "== ckpt inspect $(DEMO_OUT)/vicuna-tiny"
+	@$(CKPT_REL) inspect $(DEMO_OUT)/vicuna-tiny
+	@echo; echo "== ckpt checksum $(DEMO_OUT)/vicuna-tiny (sha256sum format; sha256sum -c accepts it)"
+	@$(CKPT_REL) checksum $(DEMO_OUT)/vicuna-tiny | tee $(DEMO_OUT)/SHA256SUMS
+	@sha256sum -c --quiet $(DEMO_OUT)/SHA256SUMS && echo "sha256sum -c: all OK"
+	@echo; echo "demo OK: the result is bit-identical to FastChat's, tensor for tensor"
 
 bench: release
 	bash Benchmarks/bench.sh
@@ -67,6 +61,7 @@ fixtures-env:
 
 fixtures: fixtures-env
 	$(PYTHON) Fixtures/generate.py
+	$(PYTHON) Fixtures/generate_delta.py
 
 # Developers only: the reference loaders re-read what ckpt writes now.
 crosscheck: release

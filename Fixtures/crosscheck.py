@@ -163,6 +163,33 @@ def main():
             if r.returncode == 0:
                 crosscheck_meta(f"{model}-from-meta", meta_dir, out, src)
 
+    # apply-delta / make-delta: transformers loads ckpt's outputs and gets FastChat's logits.
+    delta_dir = os.path.join(HERE, "delta")
+    for label, args_, ref in [
+        ("apply-delta", ["apply-delta", "--base", os.path.join(HERE, "tiny-llama"), "--delta", os.path.join(delta_dir, "delta-bin")],
+         os.path.join(delta_dir, "applied")),
+        ("apply-delta --to bin", ["apply-delta", "--base", os.path.join(delta_dir, "base-bin"), "--delta", os.path.join(delta_dir, "delta-st"),
+                                  "--to", "bin"], os.path.join(delta_dir, "applied")),
+        ("make-delta", ["make-delta", "--base", os.path.join(HERE, "tiny-llama"), "--target", os.path.join(delta_dir, "target")],
+         os.path.join(delta_dir, "delta-st")),
+    ]:
+        out = os.path.join(args.out, label.replace(" ", "_"))
+        flag = "--delta" if label == "make-delta" else "--target"
+        r = subprocess.run([args.ckpt] + args_ + [flag, out], capture_output=True, text=True)
+        check(f"{label}: ckpt exits 0", r.returncode == 0, r.stderr.strip())
+        if r.returncode != 0:
+            continue
+        try:
+            model = LlamaForCausalLM.from_pretrained(out, dtype=torch.float16)
+            fastchat = LlamaForCausalLM.from_pretrained(ref, dtype=torch.float16)
+            ids = torch.tensor([[1, 15, 27, 300, 42, 7, 99]])
+            with torch.no_grad():
+                a, b = model(ids).logits, fastchat(ids).logits
+            check(f"{label}: transformers gets FastChat's logits from ckpt's output", torch.equal(a, b),
+                  f"max |d| {(a - b).abs().max().item()}")
+        except Exception as e:  # noqa: BLE001
+            check(f"{label}: transformers loads ckpt's output", False, repr(e))
+
     # make test-large leaves a > 4 GiB .bin (ZIP64) and safetensors file: torch and safetensors must agree on them.
     large = os.path.join(os.path.dirname(HERE), ".build", "large")
     if os.path.exists(os.path.join(large, "large.bin")):
