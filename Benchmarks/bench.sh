@@ -76,8 +76,8 @@ for size in 1.1GB 4.2GB; do
   conv=$(for _ in $(seq "$RUNS"); do rm -rf "$out"; sync; time_us $CKPT convert "$src" "$out"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   bytes_out=$(cat "$out"/*.safetensors | wc -c)
   rss=$(rm -rf "$out"; rss_kb $CKPT convert "$src" "$out")
-  # The I/O floor: read every input byte and write (and fsync) a file of the output's size.
-  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$src'/*.bin > /dev/null && head -c $bytes_out /dev/zero > '$DIR/floor.out' && sync '$DIR/floor.out'"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  # The I/O floor: read every input byte (cat) and write and fsync a file of the output's size (dd, 4 MiB blocks).
+  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$src'/*.bin > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   echo "  $size input ($(awk -v b=$bytes_in 'BEGIN{printf "%.2f", b/1e9}') GB): ckpt $(awk -v u=$conv 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $conv $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB, flat)"
   rm -rf "$out" "$DIR/floor.out"
 done
@@ -92,7 +92,7 @@ for size in 1.1GB 4.2GB; do
   ad=$(for _ in $(seq "$RUNS"); do rm -rf "$out"; sync; time_us $CKPT apply-delta --base "$base" --delta "$delta" --target "$out"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   bytes_out=$(cat "$out"/*.safetensors | wc -c)
   rss=$(rm -rf "$out"; rss_kb $CKPT apply-delta --base "$base" --delta "$delta" --target "$out")
-  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$base'/*.safetensors '$delta'/*.safetensors > /dev/null && head -c $bytes_out /dev/zero > '$DIR/floor.out' && sync '$DIR/floor.out'"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$base'/*.safetensors '$delta'/*.safetensors > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
   echo "  $size base + $size delta: ckpt $(awk -v u=$ad 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $ad $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB)"
   rm -rf "$out" "$DIR/floor.out"
 done

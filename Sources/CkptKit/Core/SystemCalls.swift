@@ -133,16 +133,16 @@ public enum Sys {
 
     public enum Advice { case sequential, willNeed, dontNeed }
 
-    /// madvise on the page-aligned part of [p, p+size). Advice is a hint: failures are ignored.
+    /// madvise on [p, p+size) rounded out to whole pages. Advice is a hint: failures are ignored. For dontNeed this is
+    /// only ever used on read-only file mappings, where dropping a page that a neighbouring range still needs just
+    /// costs a re-fault from the page cache — so rounding outward is safe and leaves no page behind at chunk edges.
     public static func advise(_ p: UnsafeRawPointer, size: Int, _ advice: Advice) {
         guard size > 0 else { return }
         let page = pageSize
         let start = UInt(bitPattern: p)
-        let alignedStart = (start + UInt(page) - 1) & ~UInt(page - 1)
         let end = start + UInt(size)
-        // For dontNeed only whole pages inside the range may go; for the others round outward.
-        let lo = advice == .dontNeed ? alignedStart : start & ~UInt(page - 1)
-        let hi = advice == .dontNeed ? end & ~UInt(page - 1) : (end + UInt(page) - 1) & ~UInt(page - 1)
+        let lo = start & ~UInt(page - 1)
+        let hi = (end + UInt(page) - 1) & ~UInt(page - 1)
         guard hi > lo, let ptr = UnsafeMutableRawPointer(bitPattern: lo) else { return }
         let flag: Int32
         switch advice {

@@ -58,6 +58,7 @@ public final class SafetensorsFile: Sendable {
         metadata = header.metadata
         let dataStart = 8 + header.headerLength
         tensors = header.entries.map { StoredTensor(info: $0.info, file: file, offset: dataStart + $0.begin) }
+        file.release(0..<min(file.size, dataStart + 4096))  // the header's pages are not needed again
     }
 
     public struct Header: Sendable {

@@ -149,6 +149,9 @@ public final class ZipArchive: Sendable {
         }
         entries = list
         byName = names
+        // Reading each local header faults in (and maps around) a page per entry: drop them all, or a file of
+        // thousands of entries keeps megabytes resident for the whole run.
+        file.release(0..<size)
     }
 
     public convenience init(path: String) throws {
