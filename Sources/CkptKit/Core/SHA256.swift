@@ -50,7 +50,7 @@ public final class SHA256Hasher: @unchecked Sendable {
         var pos = range.lowerBound
         while pos < range.upperBound {
             let end = min(pos + chunk, range.upperBound)
-            if end < range.upperBound { file.prefetch(end..<min(end + chunk, range.upperBound)) }
+            file.prefetch(pos..<end)
             if let b = file.bytes(pos..<end) { h.update(b) }
             file.release(pos..<end)
             pos = end

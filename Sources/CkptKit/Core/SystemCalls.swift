@@ -131,7 +131,7 @@ public enum Sys {
         _ = munmap(UnsafeMutableRawPointer(mutating: p), size)
     }
 
-    public enum Advice { case sequential, willNeed, dontNeed }
+    public enum Advice { case sequential, willNeed, dontNeed, populate }
 
     /// madvise on [p, p+size) rounded out to whole pages. Advice is a hint: failures are ignored. For dontNeed this is
     /// only ever used on read-only file mappings, where dropping a page that a neighbouring range still needs just
@@ -149,8 +149,11 @@ public enum Sys {
         case .sequential: flag = Int32(MADV_SEQUENTIAL)
         case .willNeed: flag = Int32(MADV_WILLNEED)
         case .dontNeed: flag = Int32(MADV_DONTNEED)
+        case .populate: flag = 22  // MADV_POPULATE_READ (Linux 5.14): map the range now, in bulk
         }
-        _ = madvise(ptr, Int(hi - lo), flag)
+        if madvise(ptr, Int(hi - lo), flag) != 0 && advice == .populate {
+            _ = madvise(ptr, Int(hi - lo), Int32(MADV_WILLNEED))  // older kernels: at least start the reads
+        }
     }
 
     public static let pageSize: Int = Int(sysconf(Int32(_SC_PAGESIZE)))

@@ -13,7 +13,7 @@ public final class Engine {
     private let floatsB: UnsafeMutableBufferPointer<Float>  // second operand of combine
     private let progress: Progress?
 
-    public init(chunkBytes: Int = 8 << 20, threads: Int = Parallel.threadCount, progress: Progress? = nil) {
+    public init(chunkBytes: Int = 4 << 20, threads: Int = Parallel.threadCount, progress: Progress? = nil) {
         self.chunkBytes = chunkBytes
         self.threads = threads
         self.progress = progress
@@ -62,7 +62,7 @@ public final class Engine {
             var pos = 0
             while pos < src.byteCount {
                 let end = min(pos + chunkBytes, src.byteCount)
-                if end < src.byteCount { src.prefetch(end..<min(end + chunkBytes, src.byteCount)) }
+                src.prefetch(pos..<end)
                 try writer.write(src.bytes(pos..<end), tensor: p.info.name)
                 src.release(pos..<end)
                 progress?.advance(by: end - pos)
@@ -103,9 +103,10 @@ public final class Engine {
         while first < count {
             let n = min(perChunk, count - first)
             let base = first
-            if base + n < count {
-                a.prefetch(min((base + n) * a.info.dtype.size, a.byteCount)..<min((base + 2 * n) * a.info.dtype.size, a.byteCount))
-                b.prefetch(min((base + n) * b.info.dtype.size, b.byteCount)..<min((base + 2 * n) * b.info.dtype.size, b.byteCount))
+            for t in [a, b] {  // map this chunk of each operand in one call rather than page by page
+                let sz = t.info.dtype.size
+                let lo = min(base * sz, t.byteCount), hi = min((base + n) * sz, t.byteCount)
+                if lo < hi { t.prefetch(lo..<hi) }
             }
             let slices = (n + slice - 1) / slice
             Parallel.forEach(slices, threads: threads) { s in
