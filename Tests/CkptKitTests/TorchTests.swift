@@ -106,6 +106,20 @@ import Testing
         }
     }
 
+    /// A file whose `byteorder` record says "big" is read through a byte-swapped copy.
+    @Test func bigEndianStoragesAreSwapped() throws {
+        let tmp = TempDir()
+        let t = TensorInfo(name: "w", dtype: .F32, shape: [2, 3])
+        let values: [Float] = [1, -2.5, 3.25, 0, 1e-3, 65504]
+        let w = try TorchZipWriter(tensors: [t], rootName: "be", output: AtomicOutputFile(path: tmp.sub("be.bin")), byteOrder: "big")
+        let swapped = values.map { $0.bitPattern.byteSwapped }
+        try swapped.withUnsafeBytes { try w.write($0, tensor: "w") }
+        _ = try w.finish()
+        let f = try FormatDetection.openWeights(tmp.sub("be.bin"))
+        let read = f.tensors[0].bytes(0..<24).bindMemory(to: Float.self)
+        #expect(Array(read) == values)
+    }
+
     @Test func pickleWriterOutputIsReadByTheRestrictedUnpickler() throws {
         let tensors = [TensorInfo(name: "a", dtype: .BF16, shape: [3, 70000]), TensorInfo(name: "b", dtype: .I64, shape: []),
                        TensorInfo(name: "c", dtype: .BOOL, shape: [1, 2, 3, 4, 5])]

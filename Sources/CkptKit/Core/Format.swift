@@ -11,6 +11,9 @@ public enum Format {
         return n < 0 ? "-" + out : out
     }
 
+    /// Two-digit zero-padded decimal (minutes:seconds).
+    public static func twoDigits(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+
     /// Bytes in binary units: "1.5 GiB".
     public static func bytes(_ n: Int) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]

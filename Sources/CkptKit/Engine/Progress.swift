@@ -36,7 +36,9 @@ public final class Progress: Sendable {
         let filled = Int(f * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let rate = Double(done) / max(now - start, 1e-6)
-        Sys.writeStderr("\r\(label) \(bar) \(Format.fixed(f * 100, 0))%  \(Format.bytes(Int(rate)))/s ")
+        let eta = rate > 0 ? Double(total - done) / rate : 0
+        Sys.writeStderr("\r\(label) \(bar) \(Format.fixed(f * 100, 0))%  \(Format.bytes(done)) of \(Format.bytes(total))  "
+            + "\(Format.bytes(Int(rate)))/s  ETA \(Int(eta) / 60):\(Format.twoDigits(Int(eta) % 60)) ")
     }
 
     /// Clears the line.

@@ -115,14 +115,15 @@ public final class TorchZipWriter: CheckpointWriter {
 
     static let alignment = 64
 
-    /// `rootName` is the archive's folder (torch uses the file name without its extension).
-    public init(tensors: [TensorInfo], rootName: String, output: AtomicOutputFile) throws {
+    /// `rootName` is the archive's folder (torch uses the file name without its extension). `byteOrder` is what the
+    /// `byteorder` record says; ckpt always writes little-endian data, other values exist for tests of the reader.
+    public init(tensors: [TensorInfo], rootName: String, output: AtomicOutputFile, byteOrder: String = "little") throws {
         order = tensors
         self.output = output
         root = rootName
         let keys = tensors.indices.map(String.init)
         try writeWholeEntry("data.pkl", PickleWriter.stateDict(tensors, keys: keys))
-        try writeWholeEntry("byteorder", Array("little".utf8))
+        try writeWholeEntry("byteorder", Array(byteOrder.utf8))
         try beginTensor()
     }
 
