@@ -29,9 +29,22 @@ time_us() { local s e; s=$(date +%s%N); "$@" > /dev/null; e=$(date +%s%N); echo 
 median_us() { for _ in $(seq "$RUNS"); do time_us "$@"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # rss_kb CMD...: peak RSS of one run.
 rss_kb() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+# paired_us "CMD A" "CMD B": runs A and B alternately $RUNS times (so both see the same disk and cache drift) and
+# prints "medianA medianB". Each command is a shell string; "rm -rf" of outputs belongs inside it.
+paired_us() {
+  local a="" b=""
+  for _ in $(seq "$RUNS"); do
+    sync; a="$a $(time_us sh -c "$1")"
+    sync; b="$b $(time_us sh -c "$2")"
+  done
+  printf "%s %s\n" "$(echo $a | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')" \
+                    "$(echo $b | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')"
+}
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta
 gbps() { awk -v b="$1" -v us="$2" 'BEGIN {printf "%.2f", b / us / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
+if want checksum; then
 echo "== checksum, one file ($(awk -v b=$BYTES_ONE 'BEGIN{printf "%.2f", b/1e9}') GB, warm cache, median of $RUNS)"
 sha=$(median_us sha256sum "$ONE")
 ossl=$(median_us openssl dgst -sha256 "$ONE")
@@ -58,14 +71,18 @@ echo "== per-tensor manifest (checksum --tensors: every file and every tensor ha
 ckt=$(median_us $CKPT checksum --tensors "$DIR/shards")
 echo "  ckpt checksum --tensors: $(gbps $((BYTES_SHARDS * 2)) $ckt) GB/s hashed ($(ratio $ckt $cks)× the time of the file checksum; twice the bytes)"
 echo "  peak RSS: $(rss_kb $CKPT checksum --tensors "$DIR/shards") KB"
+fi
 
+if want read; then
 echo "== mapped read of every tensor byte vs cat (one file)"
 cat_us=$(median_us sh -c "cat '$ONE' > /dev/null")
 rd=$(median_us $GEN read "$DIR/one")
 printf "  %-34s %8s GB/s\n" "cat FILE > /dev/null" "$(gbps $BYTES_ONE $cat_us)" "ckpt mapped read (madvise release)" "$(gbps $BYTES_ONE $rd)"
 echo "  ratio ckpt read / cat: $(ratio $cat_us $rd)×"
 echo "  peak RSS ckpt read: $(rss_kb $GEN read "$DIR/one") KB (file is $((BYTES_ONE / 1024)) KB)"
+fi
 
+if want convert; then
 echo "== convert .bin → safetensors (fsync on for ckpt and the floor; input in the page cache)"
 for size in 1.1GB 4.2GB; do
   src="$DIR/bin-$size"
@@ -73,15 +90,18 @@ for size in 1.1GB 4.2GB; do
   bytes_in=$(cat "$src"/*.bin | wc -c)
   cat "$src"/*.bin > /dev/null
   out="$DIR/convert-out"
-  conv=$(for _ in $(seq "$RUNS"); do rm -rf "$out"; sync; time_us $CKPT convert "$src" "$out"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  rm -rf "$out"; $CKPT convert "$src" "$out" > /dev/null
   bytes_out=$(cat "$out"/*.safetensors | wc -c)
   rss=$(rm -rf "$out"; rss_kb $CKPT convert "$src" "$out")
   # The I/O floor: read every input byte (cat) and write and fsync a file of the output's size (dd, 4 MiB blocks).
-  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$src'/*.bin > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  read -r conv floor < <(paired_us "rm -rf '$out'; $CKPT convert '$src' '$out' > /dev/null" \
+    "rm -f '$DIR/floor.out'; cat '$src'/*.bin > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
   echo "  $size input ($(awk -v b=$bytes_in 'BEGIN{printf "%.2f", b/1e9}') GB): ckpt $(awk -v u=$conv 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $conv $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB, flat)"
   rm -rf "$out" "$DIR/floor.out"
 done
+fi
 
+if want delta; then
 echo "== apply-delta (base + delta → target; fsync on for ckpt and the floor; inputs in the page cache)"
 for size in 1.1GB 4.2GB; do
   base="$DIR/delta-base-$size"; delta="$DIR/delta-delta-$size"
@@ -89,10 +109,12 @@ for size in 1.1GB 4.2GB; do
   [ -f "$delta/.ckpt-journal.json" ] || { rm -rf "$delta"; $GEN gen "$delta" "$size" 3 safetensors 2; }
   cat "$base"/*.safetensors "$delta"/*.safetensors > /dev/null
   out="$DIR/delta-out"
-  ad=$(for _ in $(seq "$RUNS"); do rm -rf "$out"; sync; time_us $CKPT apply-delta --base "$base" --delta "$delta" --target "$out"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  rm -rf "$out"; $CKPT apply-delta --base "$base" --delta "$delta" --target "$out" > /dev/null
   bytes_out=$(cat "$out"/*.safetensors | wc -c)
   rss=$(rm -rf "$out"; rss_kb $CKPT apply-delta --base "$base" --delta "$delta" --target "$out")
-  floor=$(for _ in $(seq "$RUNS"); do rm -f "$DIR/floor.out"; sync; time_us sh -c "cat '$base'/*.safetensors '$delta'/*.safetensors > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none"; done | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  read -r ad floor < <(paired_us "rm -rf '$out'; $CKPT apply-delta --base '$base' --delta '$delta' --target '$out' > /dev/null" \
+    "rm -f '$DIR/floor.out'; cat '$base'/*.safetensors '$delta'/*.safetensors > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
   echo "  $size base + $size delta: ckpt $(awk -v u=$ad 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $ad $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB)"
   rm -rf "$out" "$DIR/floor.out"
 done
+fi
