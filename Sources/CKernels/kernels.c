@@ -189,6 +189,8 @@ static int use_avx2(void) {
 #endif
 }
 
+int ckpt_use_avx2(void) { return use_avx2(); }
+
 void ckpt_kernels_force_portable(int force) { __atomic_store_n(&g_force_portable, force, __ATOMIC_RELAXED); }
 
 const char *ckpt_kernels_variant(void) { return use_avx2() ? "avx2+f16c" : "portable"; }

@@ -35,6 +35,14 @@ void ckpt_add_f16(const uint16_t *a, const uint16_t *b, uint16_t *out, size_t n,
 /// out[i] = a[i] + sign·b[i] in f32.
 void ckpt_add_f32(const float *a, const float *b, float *out, size_t n, int subtract);
 
+/// GGML Q8_0: `nblocks` blocks of 32 f32 values → 34-byte blocks (fp16 d, 32 int8), exactly as ggml's reference /
+/// gguf-py quantize. `stats` (nullable) accumulates [Σw², Σerr², max|err|] of the dequantized values.
+void ckpt_quantize_q8_0(const float *src, uint8_t *dst, size_t nblocks, double *stats);
+/// compressed-tensors int8 scales per row (group = cols) or per group, in the weight dtype (1 f16, 2 bf16) as bits.
+void ckpt_ct_scales(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint16_t *scales);
+/// compressed-tensors pack-quantized bytes (q + 128, rows padded with 0 to a multiple of 4). `stats` as above.
+void ckpt_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint8_t *packed, double *stats);
+
 /// Scalar helpers (portable, used by tests and by tails).
 float ckpt_f16_to_f32_scalar(uint16_t h);
 uint16_t ckpt_f32_to_f16_scalar(float f);

@@ -47,6 +47,26 @@ public enum Kernels {
         ckpt_add_f32(a, b, out, count, subtract ? 1 : 0)
     }
 
+    /// GGML Q8_0 blocks of `count` (a multiple of 32) f32 values; `stats` accumulates [Σw², Σerr², max|err|].
+    public static func quantizeQ8_0(_ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, count: Int,
+                                    stats: UnsafeMutablePointer<Double>?) {
+        ckpt_quantize_q8_0(src, dst.assumingMemoryBound(to: UInt8.self), count / 32, stats)
+    }
+
+    static func ctDType(_ d: DType) -> Int32 { d == .BF16 ? 2 : 1 }
+
+    /// compressed-tensors scales (bits of `dtype`, f16 or bf16) for `rows` × `cols` f32 values in groups of `group`.
+    public static func ctScales(_ src: UnsafePointer<Float>, rows: Int, cols: Int, group: Int, dtype: DType,
+                                _ dst: UnsafeMutableRawPointer) {
+        ckpt_ct_scales(src, rows, cols, group, ctDType(dtype), dst.assumingMemoryBound(to: UInt16.self))
+    }
+
+    /// compressed-tensors pack-quantized bytes (q + 128, rows padded to a multiple of 4).
+    public static func ctPack(_ src: UnsafePointer<Float>, rows: Int, cols: Int, group: Int, dtype: DType,
+                              _ dst: UnsafeMutableRawPointer, stats: UnsafeMutablePointer<Double>?) {
+        ckpt_ct_pack(src, rows, cols, group, ctDType(dtype), dst.assumingMemoryBound(to: UInt8.self), stats)
+    }
+
     public static func f16ToF32(_ h: UInt16) -> Float { ckpt_f16_to_f32_scalar(h) }
     public static func f32ToF16(_ f: Float) -> UInt16 { ckpt_f32_to_f16_scalar(f) }
     public static func bf16ToF32(_ h: UInt16) -> Float { ckpt_bf16_to_f32_scalar(h) }

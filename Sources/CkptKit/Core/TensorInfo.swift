@@ -25,6 +25,11 @@ public struct TensorInfo: Sendable, Hashable {
     /// Byte count, or nil on overflow or when the bit count is not a whole number of bytes.
     public static func byteCount(shape: [Int], dtype: DType) -> Int? {
         guard let n = elementCount(shape) else { return nil }
+        if let b = dtype.block {  // whole blocks along the innermost (last) dimension
+            guard (shape.last ?? 1) % b.elements == 0 else { return nil }
+            let (bytes, o) = (n / b.elements).multipliedReportingOverflow(by: b.bytes)
+            return o ? nil : bytes
+        }
         let (bits, o) = n.multipliedReportingOverflow(by: dtype.bits)
         guard !o, bits % 8 == 0 else { return nil }
         return bits / 8
@@ -36,8 +41,8 @@ public struct TensorInfo: Sendable, Hashable {
 
     /// Bytes of one row (product of all dimensions but the first); a scalar or 1-D tensor's row is one element.
     public var rowBytes: Int {
-        guard shape.count > 1 else { return dtype.size }
-        return (TensorInfo.elementCount(Array(shape.dropFirst())) ?? 0) * dtype.size
+        guard shape.count > 1 else { return TensorInfo.byteCount(shape: [1], dtype: dtype) ?? dtype.size }
+        return TensorInfo.byteCount(shape: Array(shape.dropFirst()), dtype: dtype) ?? 0
     }
 
     public var shapeDescription: String { "[" + shape.map(String.init).joined(separator: ", ") + "]" }

@@ -1,4 +1,35 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Per-tensor quantization error statistics gathered while quantizing.
+public final class QualityStats: Sendable {
+    public struct Entry: Sendable {
+        public var sumSquares = 0.0, sumErrorSquares = 0.0, maxError = 0.0, elements = 0
+        public var relativeRMSError: Double { sumSquares > 0 ? (sumErrorSquares / sumSquares).squareRoot() : 0 }
+        public var snrDB: Double { sumErrorSquares > 0 ? 10 * log10(sumSquares / sumErrorSquares) : .infinity }
+    }
+    private let entries = Mutex<[String: Entry]>([:])
+
+    func add(_ name: String, parts: [[Double]], elements: Int) {
+        entries.withLock { m in
+            var e = m[name] ?? Entry()
+            for p in parts where p.count == 3 {
+                e.sumSquares += p[0]
+                e.sumErrorSquares += p[1]
+                e.maxError = max(e.maxError, p[2])
+            }
+            e.elements += elements
+            m[name] = e
+        }
+    }
+
+    public var all: [String: Entry] { entries.withLock { $0 } }
+}
+
 
 /// Runs a plan: streams every output tensor through its operation in bounded chunks into the shard writers.
 /// Memory is the chunk buffers, allocated once; consumed input pages are released as it goes; conversions are
@@ -86,8 +117,78 @@ public final class Engine {
             try assemble(p, parts: parts, axis: axis, rows: rows, into: writer)
         case let .combine(a, b, subtract):
             try combine(p, a, b, subtract: subtract, into: writer)
+        case let .quantize(source, rows, scheme):
+            try quantize(p, source, rows: rows, scheme: scheme, into: writer)
+        case let .constant(bytes):
+            try bytes.withUnsafeBytes { try writer.write($0, tensor: p.info.name) }
         }
     }
+
+    /// Per-tensor error statistics of quantized outputs, keyed by output tensor name: [Σw², Σerr², max|err|, n].
+    public let quality = QualityStats()
+
+    /// Streams a quantized tensor: source rows (permuted if asked) → f32 → kernel, in row chunks over the cores.
+    private func quantize(_ p: PlannedTensor, _ src: StoredTensor, rows perm: RowPermutation?, scheme: QuantScheme,
+                          into writer: any CheckpointWriter) throws {
+        let inType = src.info.dtype, inSize = inType.size
+        let rows = src.info.shape[0], cols = src.info.shape.count > 1 ? src.info.shape[1] : src.info.elementCount
+        let outRowBytes = p.info.rowBytes
+        let rowsPerChunk = max(1, min(chunkBytes / (cols * max(inSize, 4)), chunkBytes / max(outRowBytes, 1)))
+        guard cols * max(inSize, 4) <= chunkBytes, outRowBytes <= chunkBytes else {
+            throw PlanError.rowTooLarge(tensor: p.info.name, bytes: cols * max(inSize, 4))
+        }
+        let addrs = (stage: Int(bitPattern: stage.baseAddress!), f: Int(bitPattern: floats.baseAddress!),
+                     out: Int(bitPattern: scratch.baseAddress!))
+        let rowBytes = src.info.rowBytes
+        var r0 = 0
+        while r0 < rows {
+            let r1 = min(r0 + rowsPerChunk, rows), n = r1 - r0
+            var lo = Int.max, hi = 0
+            if perm == nil {
+                src.prefetch((r0 * rowBytes)..<(r1 * rowBytes))
+                stage.baseAddress!.copyMemory(from: src.bytes((r0 * rowBytes)..<(r1 * rowBytes)).baseAddress!, byteCount: n * rowBytes)
+                (lo, hi) = (r0 * rowBytes, r1 * rowBytes)
+            } else {
+                for r in r0..<r1 {
+                    let s = perm!.source(r)
+                    (stage.baseAddress! + (r - r0) * rowBytes).copyMemory(from: src.bytes((s * rowBytes)..<((s + 1) * rowBytes)).baseAddress!, byteCount: rowBytes)
+                    (lo, hi) = (min(lo, s * rowBytes), max(hi, (s + 1) * rowBytes))
+                }
+            }
+            // Rows split across the cores; each slice keeps its own statistics.
+            let slices = min(n, threads * 4)
+            let per = (n + slices - 1) / slices
+            let partial = ResultSlots<[Double]>(count: slices)
+            let name = p.info.name
+            Parallel.forEach(slices, threads: threads) { k in
+                let a = k * per, b = min(n, a + per)
+                guard a < b else { partial.set(k, .success([0, 0, 0])); return true }
+                let f = UnsafeMutablePointer<Float>(bitPattern: addrs.f)! + a * cols
+                Kernels.toFloat32(UnsafeRawPointer(bitPattern: addrs.stage)! + a * rowBytes, from: inType, f, count: (b - a) * cols)
+                let out = UnsafeMutableRawPointer(bitPattern: addrs.out)! + a * outRowBytes
+                var st: [Double] = [0, 0, 0]
+                switch scheme {
+                case .q8_0:
+                    Kernels.quantizeQ8_0(f, out, count: (b - a) * cols, stats: &st)
+                case .ctPacked(let g):
+                    Kernels.ctPack(f, rows: b - a, cols: cols, group: g, dtype: inType, out, stats: &st)
+                case .ctScale(let g):
+                    Kernels.ctScales(f, rows: b - a, cols: cols, group: g, dtype: inType, out)
+                }
+                partial.set(k, .success(st))
+                return true
+            }
+            if case .ctScale = scheme {} else {  // scales carry no error of their own
+                quality.add(name, parts: (try? partial.values()) ?? [], elements: n * cols)
+            }
+            try writer.write(UnsafeRawBufferPointer(rebasing: scratch[0..<(n * outRowBytes)]), tensor: p.info.name)
+            if lo < hi { src.release(lo..<hi) }
+            progress?.advance(by: n * outRowBytes)
+            r0 = r1
+        }
+    }
+
+    /// Converts `count` elements into `scratch`
 
     /// Streams `a ± b` in element chunks split across the cores. Elements past an operand's end are zeros.
     private func combine(_ p: PlannedTensor, _ a: StoredTensor, _ b: StoredTensor, subtract: Bool,

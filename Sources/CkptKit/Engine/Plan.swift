@@ -12,14 +12,30 @@ public enum TensorOperation: Sendable {
     /// and rounded once — bit-identical to torch's in-place `a += b` on tensors of the output dtype. An operand
     /// with fewer rows than the output counts as zero-padded (Vicuna v0's extra `[PAD]` row).
     case combine(a: StoredTensor, b: StoredTensor, subtract: Bool)
+    /// A 2-D float tensor quantized row by row (rows optionally reordered first, for GGUF's q/k layout).
+    case quantize(source: StoredTensor, rows: RowPermutation?, scheme: QuantScheme)
+    /// Literal bytes (small tensors such as compressed-tensors' `weight_shape`).
+    case constant([UInt8])
 
     public var sources: [StoredTensor] {
         switch self {
         case .copy(let t), .cast(let t): [t]
         case .assemble(let parts, _, _): parts
         case .combine(let a, let b, _): [a, b]
+        case .quantize(let t, _, _): [t]
+        case .constant: []
         }
     }
+}
+
+/// What `quantize` produces from each row.
+public enum QuantScheme: Sendable, Equatable {
+    /// GGML Q8_0 blocks (34 bytes per 32 values).
+    case q8_0
+    /// compressed-tensors `weight_packed`: q + 128 bytes, rows padded to 4, groups of `group` (the row for channel).
+    case ctPacked(group: Int)
+    /// compressed-tensors `weight_scale` in the weight's dtype, one per group.
+    case ctScale(group: Int)
 }
 
 /// A row reordering applied when assembling a tensor.
@@ -68,9 +84,11 @@ public enum PlanError: CkptError {
     case insufficientSpace(path: String, needed: Int, available: Int)
     case sameInputAndOutput(input: String, output: String)
     case outputInsideInput(input: String, output: String)
+    case rowTooLarge(tensor: String, bytes: Int)
 
     public var code: String {
         switch self {
+        case .rowTooLarge: "rowTooLarge"
         case .insufficientSpace: "insufficientSpace"
         case .sameInputAndOutput: "sameInputAndOutput"
         case .outputInsideInput: "outputInsideInput"
@@ -83,6 +101,8 @@ public enum PlanError: CkptError {
             "\(p): not enough free disk space: the output needs \(Format.bytes(n)), \(Format.bytes(a)) are free"
         case let .sameInputAndOutput(i, o):
             "output \(o) is the input \(i); write to a different folder"
+        case let .rowTooLarge(t, b):
+            "tensor '\(t)': one row needs \(b) bytes of working memory, more than the engine's chunk"
         case let .outputInsideInput(i, o):
             "output \(o) lies inside the input folder \(i); write to a different folder"
         }

@@ -77,7 +77,7 @@ public enum FormatDetection {
         case .safetensors: return try SafetensorsFile(file: file)
         case .gitLFSPointer: throw FormatError.gitLFSPointer(file: path, size: lfsSize(file))
         case .torchZip: return try TorchFile(file: file)
-        case .gguf: throw FormatError.unsupportedFormat(file: path, format: "GGUF")
+        case .gguf: return try GGUFFile(file: file)
         case .unknown:
             if file.size < 8 { return try SafetensorsFile(file: file) }  // the safetensors error explains it
             throw FormatError.notACheckpoint(file: path, detail: "neither safetensors, a PyTorch zip nor GGUF")

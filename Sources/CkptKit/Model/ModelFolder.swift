@@ -79,6 +79,8 @@ public final class ModelFolder: Sendable {
             } else if case let pth = visible.filter({ $0.hasSuffix(".pth") }), !pth.isEmpty {
                 guard pth.count == 1 else { throw ModelError.metaLayout(folder: path, shards: pth) }
                 files = try openAll(pth)
+            } else if case let gg = visible.filter({ $0.hasSuffix(".gguf") }), !gg.isEmpty {
+                files = try openAll(gg)
             } else {
                 throw ModelError.noWeights(folder: path, found: visible)
             }

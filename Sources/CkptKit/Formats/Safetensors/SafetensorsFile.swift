@@ -150,7 +150,7 @@ public final class SafetensorsFile: Sendable {
             switch key {
             case "dtype":
                 guard let s = v.stringValue else { throw .invalidField(file: path, tensor: name, field: key) }
-                guard let d = DType(rawValue: s) else { throw .unknownDType(file: path, tensor: name, dtype: s) }
+                guard let d = DType(rawValue: s), d.isSafetensors else { throw .unknownDType(file: path, tensor: name, dtype: s) }
                 dtype = d
             case "shape":
                 guard let a = v.arrayValue else { throw .invalidField(file: path, tensor: name, field: key) }

@@ -1,0 +1,141 @@
+// Quantization kernels: GGML Q8_0 (gguf-py / ggml reference rounding) and compressed-tensors int8
+// (pack-quantized). See include/CKernels.h and ../../shared/reference/quantization.md.
+#include "CKernels.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CKPT_X86 1
+#include <immintrin.h>
+#define CKPT_AVX2 __attribute__((target("avx2,f16c,fma")))
+#endif
+
+// MARK: - Q8_0
+
+// Per block of 32 f32 values: amax, d = amax/127 (f32), id = d ? 1/d : 0, q = roundf(x*id) (half away from zero),
+// stored d = fp16(d) (RNE). Dequantized value: fp16(d) * q in f32. stats: [sum w², sum err², max |err|].
+static inline void q8_0_block_scalar(const float *x, uint8_t *out, double *stats) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) { float a = fabsf(x[j]); if (a > amax) amax = a; }
+    float d = amax / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint16_t dh = ckpt_f32_to_f16_scalar(d);
+    memcpy(out, &dh, 2);
+    float dq = ckpt_f16_to_f32_scalar(dh);
+    for (int j = 0; j < 32; j++) {
+        float q = roundf(x[j] * id);
+        out[2 + j] = (uint8_t)(int8_t)q;
+        if (stats) {
+            double e = (double)(dq * q) - (double)x[j];
+            stats[0] += (double)x[j] * (double)x[j];
+            stats[1] += e * e;
+            if (fabs(e) > stats[2]) stats[2] = fabs(e);
+        }
+    }
+}
+
+static void q8_0_portable(const float *src, uint8_t *dst, size_t nblocks, double *stats) {
+    for (size_t b = 0; b < nblocks; b++) q8_0_block_scalar(src + 32 * b, dst + 34 * b, stats);
+}
+
+#ifdef CKPT_X86
+// Half away from zero, exactly as C roundf: t = trunc(v); v - t is exact; |v - t| >= 0.5 moves t one step away.
+CKPT_AVX2 static inline __m256 round_half_away(__m256 v) {
+    __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m256 frac = _mm256_sub_ps(v, t);
+    __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 big = _mm256_cmp_ps(_mm256_and_ps(frac, absmask), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    __m256 one = _mm256_or_ps(_mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000))), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_and_ps(big, one));
+}
+
+CKPT_AVX2 static void q8_0_avx2(const float *src, uint8_t *dst, size_t nblocks, double *stats) {
+    if (stats) { q8_0_portable(src, dst, nblocks, stats); return; }  // statistics want the exact scalar path order
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (size_t b = 0; b < nblocks; b++) {
+        const float *x = src + 32 * b;
+        uint8_t *out = dst + 34 * b;
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
+                                 _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+        float amax = _mm_cvtss_f32(h);
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t dh = (uint16_t)_mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(d), _MM_FROUND_TO_NEAREST_INT), 0);
+        memcpy(out, &dh, 2);
+        __m256 vid = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v0, vid)));
+        __m256i i1 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v1, vid)));
+        __m256i i2 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v2, vid)));
+        __m256i i3 = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v3, vid)));
+        // pack 32 int32 → 32 int8 (values are within [-127, 127]); fix the lane interleaving of the packs.
+        __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(out + 2), p);
+    }
+}
+#endif
+
+// MARK: - compressed-tensors int8 (pack-quantized)
+
+// Rounding to the weight dtype (1 = f16, 2 = bf16), computed through f32 (exact for these single operations).
+static inline float rnd(float v, int dtype) {
+    return dtype == 2 ? ckpt_bf16_to_f32_scalar(ckpt_f32_to_bf16_scalar(v)) : ckpt_f16_to_f32_scalar(ckpt_f32_to_f16_scalar(v));
+}
+static inline uint16_t bits(float v, int dtype) { return dtype == 2 ? ckpt_f32_to_bf16_scalar(v) : ckpt_f32_to_f16_scalar(v); }
+
+// scale = rnd(absmax / 127.5); a zero scale becomes the dtype's eps (f16 2^-10, bf16 2^-7).
+static inline float ct_scale(const float *w, size_t n, int dtype) {
+    float amax = 0;
+    for (size_t j = 0; j < n; j++) { float a = fabsf(w[j]); if (a > amax) amax = a; }
+    float s = rnd(amax / 127.5f, dtype);
+    if (s == 0.0f) s = dtype == 2 ? 0.0078125f : 0.0009765625f;
+    return s;
+}
+
+void ckpt_ct_scales(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint16_t *scales) {
+    size_t groups = cols / group;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t g = 0; g < groups; g++)
+            scales[r * groups + g] = bits(ct_scale(src + r * cols + g * group, group, dtype), dtype);
+}
+
+// q = round-half-even(clamp(rnd(w / scale), -128, 127)); packed byte = q + 128; each row padded with 0x00 bytes to a
+// multiple of 4. Dequantized value: rnd(q * scale). stats: [sum w², sum err², max |err|].
+void ckpt_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint8_t *packed, double *stats) {
+    size_t stride = (cols + 3) / 4 * 4;
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = src + r * cols;
+        uint8_t *out = packed + r * stride;
+        for (size_t g = 0; g < cols / group; g++) {
+            const float *w = row + g * group;
+            float s = ct_scale(w, group, dtype);
+            for (size_t j = 0; j < group; j++) {
+                float v = rnd(w[j] / s, dtype);
+                if (v < -128.0f) v = -128.0f;
+                if (v > 127.0f) v = 127.0f;
+                float q = rintf(v);  // default rounding mode: half to even
+                out[g * group + j] = (uint8_t)((int)q + 128);
+                if (stats) {
+                    double e = (double)rnd(q * s, dtype) - (double)w[j];
+                    stats[0] += (double)w[j] * (double)w[j];
+                    stats[1] += e * e;
+                    if (fabs(e) > stats[2]) stats[2] = fabs(e);
+                }
+            }
+        }
+        for (size_t j = cols; j < stride; j++) out[j] = 0;
+    }
+}
+
+void ckpt_quantize_q8_0(const float *src, uint8_t *dst, size_t nblocks, double *stats) {
+#ifdef CKPT_X86
+    extern int ckpt_use_avx2(void);
+    if (ckpt_use_avx2()) { q8_0_avx2(src, dst, nblocks, stats); return; }
+#endif
+    q8_0_portable(src, dst, nblocks, stats);
+}

@@ -1,0 +1,80 @@
+/// Streams a GGUF v3 file as gguf-py's `GGUFWriter` lays it out: header, metadata in the given order, tensor infos
+/// (dims innermost first, offsets relative to the data section, each aligned), zero padding to the alignment, then
+/// each tensor's data followed by zero padding to the alignment (the last one too).
+public final class GGUFWriter: CheckpointWriter {
+    public let order: [TensorInfo]
+    private let output: AtomicOutputFile
+    private let alignment: Int
+    private var index = 0
+    private var written = 0
+    public let fileSize: Int
+
+    public init(metadata: [(String, GGUFValue)], tensors: [TensorInfo], output: AtomicOutputFile,
+                alignment: Int = GGUFFile.defaultAlignment) throws {
+        order = tensors
+        self.output = output
+        self.alignment = alignment
+        let header = GGUFWriter.header(metadata: metadata, tensors: tensors, alignment: alignment)
+        fileSize = header.count + tensors.reduce(0) { $0 + GGUFWriter.padded($1.byteCount, alignment) }
+        try output.write(header)
+        skipEmpty()
+    }
+
+    static func padded(_ n: Int, _ a: Int) -> Int { (n + a - 1) / a * a }
+
+    /// Header, metadata, tensor infos and the padding before the data section.
+    public static func header(metadata: [(String, GGUFValue)], tensors: [TensorInfo], alignment: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        le(GGUFFile.magic)
+        le(UInt32(3))
+        le(UInt64(tensors.count))
+        le(UInt64(metadata.count))
+        for (k, v) in metadata {
+            GGUFValue.string(k).encode(into: &out)
+            le(v.type.rawValue)
+            v.encode(into: &out)
+        }
+        var offset = 0
+        for t in tensors {
+            GGUFValue.string(t.name).encode(into: &out)
+            le(UInt32(t.shape.count))
+            for d in t.shape.reversed() { le(UInt64(d)) }
+            le(GGMLType.id(t.dtype) ?? 0)
+            le(UInt64(offset))
+            offset += padded(t.byteCount, alignment)
+        }
+        out += [UInt8](repeating: 0, count: padded(out.count, alignment) - out.count)
+        return out
+    }
+
+    public var currentTensor: TensorInfo? { index < order.count ? order[index] : nil }
+
+    private func skipEmpty() {
+        while index < order.count && order[index].byteCount == 0 { index += 1 }
+    }
+
+    public func write(_ chunk: UnsafeRawBufferPointer, tensor name: String) throws {
+        guard let t = currentTensor, t.name == name, written + chunk.count <= t.byteCount else {
+            throw SafetensorsError.writeOutOfOrder(file: output.finalPath, tensor: name, detail: "bytes arrived out of plan order")
+        }
+        try output.write(chunk)
+        written += chunk.count
+        if written == t.byteCount {
+            try output.write([UInt8](repeating: 0, count: GGUFWriter.padded(t.byteCount, alignment) - t.byteCount))
+            index += 1
+            written = 0
+            skipEmpty()
+        }
+    }
+
+    public func finish() throws -> (sha256: String, bytes: Int) {
+        if let t = currentTensor {
+            output.abort()
+            throw SafetensorsError.writeOutOfOrder(file: output.finalPath, tensor: t.name, detail: "incomplete: the writer was finished early")
+        }
+        return try output.commit()
+    }
+
+    public func abort() { output.abort() }
+}

@@ -1,0 +1,206 @@
+/// Errors of `quantize`.
+public enum QuantizeError: CkptError, Equatable {
+    case unsupportedDType(tensor: String, dtype: DType)
+    case invalidGroupSize(Int)
+
+    public var code: String {
+        switch self {
+        case .unsupportedDType: "quantizeUnsupportedDType"
+        case .invalidGroupSize: "quantizeInvalidGroupSize"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .unsupportedDType(t, d):
+            "tensor '\(t)' is \(d); compressed-tensors int8 quantizes f16 or bf16 weights (convert with --dtype f16 first)"
+        case let .invalidGroupSize(g): "--group-size \(g): must be a positive multiple of 4"
+        }
+    }
+}
+
+/// Quantization to files the engines load: compressed-tensors int8 pack-quantized (vLLM, transformers) and
+/// GGUF Q8_0 (llama.cpp), with a quality report computed from the same dequantized values the loaders use.
+public enum Quantize {
+    public enum Scheme: Sendable, Equatable {
+        case int8Channel
+        case int8Group(Int)
+    }
+
+    /// The compressed-tensors library version whose output ckpt reproduces.
+    public static let compressedTensorsVersion = "0.20.1"
+
+    /// Linear layers compressed-tensors targets in a LLaMA (`lm_head` is always ignored).
+    static let linearSuffixes = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                 "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+
+    static func linearModule(_ name: String) -> String? {
+        guard name.hasPrefix("model.layers."), name.hasSuffix(".weight") else { return nil }
+        let module = String(name.dropLast(".weight".count))
+        return linearSuffixes.contains(where: { module.hasSuffix("." + $0) }) ? module : nil
+    }
+
+    public struct Report: Sendable {
+        public struct Row: Sendable {
+            public var name: String
+            public var maxAbsError: Double
+            public var relRMSError: Double
+            public var snrDB: Double
+            public var bytesBefore: Int
+            public var bytesAfter: Int
+        }
+        public var rows: [Row]
+        public var notes: [String]
+        public var bytesBefore: Int
+        public var bytesAfter: Int
+        public var totalMaxAbsError: Double
+        public var totalRelRMSError: Double
+        public var totalSNRDB: Double
+        public var seconds: Double
+        public var output: String
+
+        public var text: String {
+            var out = Table.render(headers: ["tensor", "max |err|", "rel RMS err", "SNR dB", "bytes before", "after"], rows: rows.map {
+                [$0.name, sci($0.maxAbsError), sci($0.relRMSError), Format.fixed($0.snrDB, 2), Format.grouped($0.bytesBefore), Format.grouped($0.bytesAfter)]
+            }, rightAligned: [1, 2, 3, 4, 5])
+            out += "total: max |err| \(sci(totalMaxAbsError)), rel RMS err \(sci(totalRelRMSError)), SNR \(Format.fixed(totalSNRDB, 2)) dB; "
+            out += "\(Format.bytes(bytesBefore)) → \(Format.bytes(bytesAfter)) (\(Format.fixed(Double(bytesAfter) / Double(max(bytesBefore, 1)) * 100, 1))%)\n"
+            for n in notes { out += "note: \(n)\n" }
+            out += "wrote \(output) in \(Format.fixed(seconds, 2)) s\n"
+            return out
+        }
+
+        public var json: JSON {
+            func num(_ v: Double) -> JSON { v.isFinite ? .number("\(v)") : .string(v > 0 ? "inf" : "-inf") }
+            return .object([
+                ("output", .string(output)),
+                ("tensors", .object(rows.map { ($0.name, .object([
+                    ("max_abs_error", num($0.maxAbsError)), ("rel_rms_error", num($0.relRMSError)), ("snr_db", num($0.snrDB)),
+                    ("bytes_before", .int($0.bytesBefore)), ("bytes_after", .int($0.bytesAfter)),
+                ])) })),
+                ("totals", .object([
+                    ("max_abs_error", num(totalMaxAbsError)), ("rel_rms_error", num(totalRelRMSError)), ("snr_db", num(totalSNRDB)),
+                    ("bytes_before", .int(bytesBefore)), ("bytes_after", .int(bytesAfter)),
+                ])),
+                ("notes", .array(notes.map { .string($0) })),
+                ("seconds", .number(Format.fixed(seconds, 3))),
+            ])
+        }
+
+        func sci(_ v: Double) -> String { v == 0 ? "0" : "\(Float(v))" }
+    }
+
+    /// Builds the report from the engine's statistics. `groups`: quantized source tensor → (stat key, bytes after).
+    static func report(stats: QualityStats, sources: [(name: String, statKey: String, before: Int, after: Int)],
+                       totalBefore: Int, totalAfter: Int, notes: [String], seconds: Double, output: String) -> Report {
+        let all = stats.all
+        var rows: [Report.Row] = []
+        var sw = 0.0, se = 0.0, mx = 0.0
+        for s in sources {
+            guard let e = all[s.statKey] else { continue }
+            rows.append(.init(name: s.name, maxAbsError: e.maxError, relRMSError: e.relativeRMSError, snrDB: e.snrDB,
+                              bytesBefore: s.before, bytesAfter: s.after))
+            sw += e.sumSquares; se += e.sumErrorSquares; mx = max(mx, e.maxError)
+        }
+        let rel = sw > 0 ? (se / sw).squareRoot() : 0
+        var total = QualityStats.Entry()
+        total.sumSquares = sw
+        total.sumErrorSquares = se
+        return Report(rows: rows, notes: notes, bytesBefore: totalBefore, bytesAfter: totalAfter, totalMaxAbsError: mx,
+                      totalRelRMSError: rel, totalSNRDB: total.snrDB, seconds: seconds, output: output)
+    }
+
+    /// compressed-tensors int8 weight-only (pack-quantized) into a Hugging Face folder.
+    public static func compressedTensors(source: String, revision: String? = nil, output: String, scheme: Scheme,
+                                         maxShardSize: Int, overwrite: Bool, command: [String],
+                                         showProgress: Bool = Sys.isTerminal(2)) throws -> Report {
+        let start = Sys.now()
+        let model = try ModelFolder(source, revision: revision)
+        try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
+        var plan: [PlannedTensor] = []
+        var sources: [(name: String, statKey: String, before: Int, after: Int)] = []
+        var ignored: [String] = []
+        var notes: [String] = []
+        for t in model.tensors where !Delta.isBuffer(t.name) {
+            guard let module = linearModule(t.name), t.info.shape.count == 2 else {
+                plan.append(PlannedTensor(info: t.info, operation: .copy(t)))
+                continue
+            }
+            guard t.info.dtype == .F16 || t.info.dtype == .BF16 else {
+                throw QuantizeError.unsupportedDType(tensor: t.name, dtype: t.info.dtype)
+            }
+            let (rows, cols) = (t.info.shape[0], t.info.shape[1])
+            let group: Int
+            switch scheme {
+            case .int8Channel: group = cols
+            case .int8Group(let g):
+                guard cols % g == 0 else {
+                    // As compressed-tensors: a width the group size does not divide stays unquantized, listed in ignore.
+                    ignored.append(module)
+                    notes.append("\(module): in_features \(cols) is not divisible by group size \(g); left unquantized (listed in ignore)")
+                    plan.append(PlannedTensor(info: t.info, operation: .copy(t)))
+                    continue
+                }
+                group = g
+            }
+            let packed = TensorInfo(name: module + ".weight_packed", dtype: .I32, shape: [rows, (cols + 3) / 4])
+            let scale = TensorInfo(name: module + ".weight_scale", dtype: t.info.dtype, shape: [rows, cols / group])
+            let shape = TensorInfo(name: module + ".weight_shape", dtype: .I64, shape: [2])
+            let shapeBytes = [Int64(rows), Int64(cols)].flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+            plan.append(PlannedTensor(info: packed, operation: .quantize(source: t, rows: nil, scheme: .ctPacked(group: group))))
+            plan.append(PlannedTensor(info: scale, operation: .quantize(source: t, rows: nil, scheme: .ctScale(group: group))))
+            plan.append(PlannedTensor(info: shape, operation: .constant(shapeBytes)))
+            sources.append((t.name, packed.name, t.byteCount, packed.byteCount + scale.byteCount + shape.byteCount))
+        }
+        ignored.append("lm_head")
+        let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: maxShardSize)
+        guard let config = try model.config() else { throw ConfigError.missingField(file: model.path(of: "config.json"), key: "(config.json)") }
+        let configText = compressedTensorsConfig(config.json, scheme: scheme, ignore: ignored)
+        let sideFiles = model.sideFiles.filter { $0 != "config.json" }
+        try PlanChecks.checkSpace(folder: output, bytes: layout.totalFileBytes() + configText.utf8.count
+            + sideFiles.reduce(0) { $0 + (Sys.status(model.path(of: $1))?.size ?? 0) })
+
+        let folder = try OutputFolder(path: output, command: command, inputs: [model.inputPath], overwrite: overwrite)
+        let progress = Progress(label: "quantize", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
+        let engine = Engine(progress: progress)
+        try engine.write(plan, layout: layout, into: folder)
+        try folder.writeSmallFile("config.json", contents: configText)
+        for name in sideFiles { try folder.copyFile(from: model.path(of: name), as: name) }
+        progress.finish()
+        try folder.complete()
+        return report(stats: engine.quality, sources: sources, totalBefore: model.totalBytes,
+                      totalAfter: plan.reduce(0) { $0 + $1.info.byteCount }, notes: notes, seconds: Sys.now() - start, output: output)
+    }
+
+    /// config.json with compressed-tensors' `quantization_config`, as the library's `update_config` writes it
+    /// (`json.dumps(indent=2, sort_keys=True)`).
+    static func compressedTensorsConfig(_ config: JSON, scheme: Scheme, ignore: [String]) -> String {
+        let (strategy, groupSize): (String, JSON) = switch scheme {
+        case .int8Channel: ("channel", .null)
+        case .int8Group(let g): ("group", .int(g))
+        }
+        let weights: JSON = .object([
+            ("dynamic", .bool(false)), ("group_size", groupSize), ("num_bits", .int(8)), ("strategy", .string(strategy)),
+            ("symmetric", .bool(true)), ("type", .string("int")),
+        ])
+        let block: JSON = .object([
+            ("config_groups", .object([("group_0", .object([
+                ("format", .string("pack-quantized")), ("input_activations", .null), ("output_activations", .null),
+                ("targets", .array([.string("Linear")])), ("weights", weights),
+            ]))])),
+            ("format", .string("pack-quantized")),
+            ("global_compression_ratio", .null),
+            ("ignore", .array(ignore.map { .string($0) })),
+            ("kv_cache_scheme", .null),
+            ("moe_sparsity_config", .null),
+            ("quant_method", .string("compressed-tensors")),
+            ("quantization_status", .string("compressed")),
+            ("sparsity_config", .object([])),
+            ("transform_config", .object([])),
+            ("version", .string(compressedTensorsVersion)),
+        ])
+        var members = config.objectMembers ?? []
+        Delta.set(&members, "quantization_config", block)
+        return JSONWriter.python(.object(members)) + "\n"
+    }
+}
