@@ -17,8 +17,8 @@ struct Convert: ParsableCommand {
     @Argument(help: "Source model (folder, file or repo id).") var source: String
     @Argument(help: "Output folder.") var destination: String
 
-    @Option(help: "Output format: safetensors or bin (PyTorch zip, as torch.save writes it).") var to: String = "safetensors"
-    @Option(help: "Output dtype for float tensors: f32, f16, bf16 (default: keep).") var dtype: String?
+    @Option(help: "Output format: safetensors, bin (PyTorch zip, as torch.save writes it) or gguf (llama.cpp; DST is a .gguf file).") var to: String = "safetensors"
+    @Option(help: "Output dtype for float tensors: f32, f16, bf16 (default: keep); for gguf also q8_0 (default f16).") var dtype: String?
     @Option(help: "Largest shard size, e.g. 5GB, 500MB, 2GiB.") var maxShardSize: String = "5GB"
     @Option(help: "Source layout: hf (Hugging Face folder, file or repo id) or meta (consolidated.NN.pth + params.json).")
     var from: String = "hf"
@@ -30,8 +30,19 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: json) {
+            if to == "gguf" || destination.hasSuffix(".gguf") {
+                guard from == "hf" else { throw UsageError.invalidArgument("--to gguf reads Hugging Face folders; convert --from meta first") }
+                let name = dtype ?? "f16"
+                guard let d = DType(userName: name), [.F32, .F16, .BF16, .Q8_0].contains(d) else {
+                    throw UsageError.invalidArgument("--dtype \(name): expected f32, f16, bf16 or q8_0 for GGUF")
+                }
+                let r = try GGUFExport.run(source: source, revision: model.revision, output: destination, outType: d,
+                                           overwrite: overwrite, command: ["ckpt", "convert"] + CommandLine.arguments.dropFirst(2))
+                Sys.writeStdout(json ? JSONWriter.python(r.json, sortKeys: false) + "\n" : r.text)
+                return
+            }
             guard let format = ShardLayout.Format(rawValue: to) else {
-                throw UsageError.invalidArgument("--to \(to): expected safetensors or bin")
+                throw UsageError.invalidArgument("--to \(to): expected safetensors, bin or gguf")
             }
             var dt: DType?
             if let dtype {
