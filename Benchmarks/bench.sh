@@ -40,7 +40,7 @@ paired_us() {
   printf "%s %s\n" "$(echo $a | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')" \
                     "$(echo $b | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')"
 }
-want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize
 gbps() { awk -v b="$1" -v us="$2" 'BEGIN {printf "%.2f", b / us / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
@@ -117,4 +117,38 @@ for size in 1.1GB 4.2GB; do
   echo "  $size base + $size delta: ckpt $(awk -v u=$ad 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $ad $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB)"
   rm -rf "$out" "$DIR/floor.out"
 done
+fi
+
+if want quantize; then
+echo "== quantize a 1.1 GB model end to end (fsync on; floor: read input + write and fsync the output's size)"
+src="$DIR/bin-1.1GB"
+[ -f "$src/.ckpt-journal.json" ] || { rm -rf "$src"; $GEN gen "$src" 1.1GB 3 bin; }
+cat "$src"/*.bin > /dev/null
+for scheme in q8_0 int8-channel; do
+  if [ "$scheme" = q8_0 ]; then out="$DIR/quant.gguf"; else out="$DIR/quant-ct"; fi
+  rm -rf "$out"; $CKPT quantize "$src" "$out" --scheme $scheme > /dev/null
+  bytes_out=$(du -cb "$out" | tail -1 | cut -f1)
+  rss=$(rm -rf "$out"; rss_kb $CKPT quantize "$src" "$out" --scheme $scheme)
+  read -r q floor < <(paired_us "rm -rf '$out'; $CKPT quantize '$src' '$out' --scheme $scheme > /dev/null" \
+    "rm -f '$DIR/floor.out'; cat '$src'/*.bin > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
+  echo "  $scheme: ckpt $(awk -v u=$q 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $q $floor)× (goal ≤ 1.5×), peak RSS $rss KB"
+  rm -rf "$out" "$DIR/floor.out"
+done
+
+echo "== Q8_0 kernel alone vs gguf-py's numpy quantizer (same 64 Mi float32 values in memory)"
+PY=""
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import gguf" 2>/dev/null; then PY=.venv/bin/python
+elif [ -x "$DIR/venv/bin/python" ]; then PY="$DIR/venv/bin/python"
+else
+  echo "  installing gguf + numpy from PyPI into a throwaway venv ($DIR/venv)"
+  if python3 -m venv "$DIR/venv" && "$DIR/venv/bin/pip" install -q gguf numpy; then PY="$DIR/venv/bin/python"; fi
+fi
+N=$((64 * 1024 * 1024))
+ck=$($GEN q8-kernel $N)
+if [ -n "$PY" ]; then
+  np=$($PY Benchmarks/q8_kernel.py $N)
+  echo "  ckpt $(awk -v v=$ck 'BEGIN{printf "%.0f", v/1e6}') M values/s ($(nproc) cores), gguf-py numpy $(awk -v v=$np 'BEGIN{printf "%.0f", v/1e6}') M values/s: ratio $(ratio $ck $np)× (goal ≥ 20×)"
+else
+  echo "  SKIPPED the gguf-py comparison: could not install gguf from PyPI (ckpt alone: $(awk -v v=$ck 'BEGIN{printf "%.0f", v/1e6}') M values/s)"
+fi
 fi

@@ -69,6 +69,30 @@ case "read":
     if Sys.environment("CKPT_BENCH_STATUS") != nil, let f = try? MappedFile(path: "/proc/self/status") {
         _ = f
     }
+case "q8-kernel":
+    // Q8_0 kernel alone on N f32 values in memory (the same generator as q8_kernel.py): best of 5, values/s.
+    guard args.count == 3, let n = Int(args[2]), n % 32 == 0 else { fail("usage: ckpt-bench q8-kernel N") }
+    let src = UnsafeMutableBufferPointer<Float>.allocate(capacity: n)
+    let dst = UnsafeMutableRawBufferPointer.allocate(byteCount: n / 32 * 34, alignment: 64)
+    var s: UInt64 = 12345
+    for i in 0..<n {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17
+        src[i] = Float(Int64(bitPattern: s >> 11) % 2_000_001 - 1_000_000) * 1e-7
+    }
+    let threads = Parallel.threadCount
+    var best = Double.infinity
+    for _ in 0..<5 {
+        let t0 = Sys.now()
+        let per = n / 32 / threads * 32
+        let (sa, da) = (Int(bitPattern: src.baseAddress!), Int(bitPattern: dst.baseAddress!))
+        Parallel.forEach(threads, threads: threads) { k in
+            let lo = k * per, cnt = k == threads - 1 ? n - lo : per
+            Kernels.quantizeQ8_0(UnsafePointer<Float>(bitPattern: sa)! + lo, UnsafeMutableRawPointer(bitPattern: da)! + lo / 32 * 34, count: cnt, stats: nil)
+            return true
+        }
+        best = min(best, Sys.now() - t0)
+    }
+    print("\(Int(Double(n) / best))")
 default:
     fail("unknown subcommand \(args[1])")
 }
