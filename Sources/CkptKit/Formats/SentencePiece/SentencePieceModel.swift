@@ -30,6 +30,14 @@ public struct SentencePieceModel: Sendable {
     }
 
     public let pieces: [Piece]
+    /// NormalizerSpec: add_dummy_prefix (3, default true), remove_extra_whitespaces (4, default true),
+    /// escape_whitespaces (5, default true).
+    public var addDummyPrefix = true
+    public var removeExtraWhitespaces = true
+    public var escapeWhitespaces = true
+    /// TrainerSpec: model_type (3: 1 unigram, 2 bpe), byte_fallback (35).
+    public var modelType = 1
+    public var byteFallback = false
 
     /// Real LLaMA tokenizers are ~0.5 MB (32k pieces); Llama-3-size vocabularies stay well under this.
     public static let maxSize = 64 << 20
@@ -65,6 +73,25 @@ public struct SentencePieceModel: Sendable {
                     }
                 }
                 list.append(Piece(piece: piece, score: score, type: type))
+            } else if (field == 2 || field == 3) && wire == 2 {
+                let sub = try r.lengthDelimited()
+                var p = ProtoReader(bytes: sub, path: path, base: r.offset - sub.count)
+                while !p.isAtEnd {
+                    let (f2, w2) = try p.key()
+                    if w2 == 0 {
+                        let v = try p.varint()
+                        switch (field, f2) {
+                        case (2, 3): modelType = Int(truncatingIfNeeded: v)
+                        case (2, 35): byteFallback = v != 0
+                        case (3, 3): addDummyPrefix = v != 0
+                        case (3, 4): removeExtraWhitespaces = v != 0
+                        case (3, 5): escapeWhitespaces = v != 0
+                        default: break
+                        }
+                    } else {
+                        try p.skip(wire: w2)
+                    }
+                }
             } else {
                 try r.skip(wire: wire)
             }
