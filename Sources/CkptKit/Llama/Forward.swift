@@ -1,0 +1,187 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A LLaMA forward pass in f32 over mapped weights (transformers' `LlamaForCausalLM`): RMSNorm, rotary embeddings
+/// (HF halves or GGUF/Meta adjacent pairs), grouped-query attention with a KV cache, SwiGLU MLP, tied or separate
+/// output. Prefill is batched: all prompt tokens pass each weight matrix once. Weights are converted to f32 a block
+/// of rows at a time; buffers are allocated once per model.
+public final class LlamaModel {
+    public let weights: LlamaWeights
+    public let config: LlamaConfig
+    public let maxTokens: Int
+    private let hd: Int, nH: Int, nKV: Int
+    private var kCache: [[Float]]   // per layer: [maxTokens, nKV*hd]
+    private var vCache: [[Float]]
+    private let invFreq: [Float]    // [hd/2]
+    public private(set) var position = 0
+
+    public init(weights: LlamaWeights, maxTokens: Int) {
+        self.weights = weights
+        config = weights.config
+        self.maxTokens = maxTokens
+        hd = config.headDim
+        nH = config.numAttentionHeads
+        nKV = config.numKeyValueHeads
+        kCache = Array(repeating: [Float](repeating: 0, count: maxTokens * nKV * hd), count: config.numHiddenLayers)
+        vCache = kCache
+        // transformers: inv_freq = 1 / base ** (arange(0, dim, 2) / dim) in float32; linear scaling divides it.
+        let c = weights.config, dim = c.headDim
+        let factor = c.ropeScaling?.type == "linear" ? Float(c.ropeScaling?.factor ?? 1) : 1
+        invFreq = (0..<(dim / 2)).map { i in
+            let e = Float(2 * i) / Float(dim)
+            return 1 / Float(pow(Double(c.ropeTheta), Double(e))) / factor
+        }
+    }
+
+    public func reset() { position = 0 }
+
+    // MARK: - Linear algebra
+
+    /// Y[t, r] = Σ_c X[t, c] · W[r, c] for T tokens, W read in blocks of rows and split across the cores.
+    func matmul(_ x: [Float], tokens t: Int, _ w: Matrix) -> [Float] {
+        var y = [Float](repeating: 0, count: t * w.rows)
+        let block = 32
+        let nBlocks = (w.rows + block - 1) / block
+        let cols = w.cols, rows = w.rows
+        x.withUnsafeBufferPointer { xb in
+            y.withUnsafeMutableBufferPointer { yb in
+                let (xa, ya) = (Int(bitPattern: xb.baseAddress!), Int(bitPattern: yb.baseAddress!))
+                Parallel.forEach(nBlocks) { b in
+                    let r0 = b * block, r1 = min(rows, r0 + block)
+                    let buf = UnsafeMutablePointer<Float>.allocate(capacity: (r1 - r0) * cols)
+                    defer { buf.deallocate() }
+                    w.rows(r0, r1, into: buf)
+                    let xp = UnsafePointer<Float>(bitPattern: xa)!, yp = UnsafeMutablePointer<Float>(bitPattern: ya)!
+                    for tok in 0..<t {
+                        for r in r0..<r1 {
+                            yp[tok * rows + r] = LlamaModel.dot(xp + tok * cols, UnsafePointer(buf + (r - r0) * cols), cols)
+                        }
+                    }
+                    return true
+                }
+            }
+        }
+        return y
+    }
+
+    @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var i = 0
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 8 <= n {
+            acc += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var s = acc.sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
+    }
+
+    func rmsNorm(_ x: [Float], tokens t: Int, _ w: [Float]) -> [Float] {
+        let d = w.count
+        var out = [Float](repeating: 0, count: x.count)
+        let eps = Float(config.rmsNormEps)
+        for tok in 0..<t {
+            var ss: Float = 0
+            for i in 0..<d { ss += x[tok * d + i] * x[tok * d + i] }
+            let r = 1 / (ss / Float(d) + eps).squareRoot()
+            for i in 0..<d { out[tok * d + i] = w[i] * (x[tok * d + i] * r) }
+        }
+        return out
+    }
+
+    func rope(_ v: inout [Float], tokens t: Int, heads: Int, start: Int) {
+        let half = hd / 2
+        for tok in 0..<t {
+            let pos = Float(start + tok)
+            for i in 0..<half {
+                let angle = pos * invFreq[i]
+                let c = Float(cos(Double(angle))), s = Float(sin(Double(angle)))
+                for h in 0..<heads {
+                    let base = (tok * heads + h) * hd
+                    let (ia, ib) = weights.rotary == .halves ? (base + i, base + i + half) : (base + 2 * i, base + 2 * i + 1)
+                    let a = v[ia], b = v[ib]
+                    v[ia] = a * c - b * s
+                    v[ib] = b * c + a * s
+                }
+            }
+        }
+    }
+
+    // MARK: - The model
+
+    /// Runs `tokens` (continuing from the cached positions) and returns logits for every one of them ([T, vocab]).
+    public func forward(_ tokens: [Int]) -> [Float] {
+        let t = tokens.count, d = config.hiddenSize
+        let start = position
+        precondition(start + t <= maxTokens, "ckpt: the KV cache holds \(maxTokens) tokens")
+        // h = embed_tokens[ids]
+        var h = [Float](repeating: 0, count: t * d)
+        h.withUnsafeMutableBufferPointer { hb in
+            for (k, id) in tokens.enumerated() { weights.embedding.rows(id, id + 1, into: hb.baseAddress! + k * d) }
+        }
+        let group = nH / nKV
+        let scale = 1 / Float(hd).squareRoot()
+        for (li, layer) in weights.layers.enumerated() {
+            // Attention block.
+            let x = rmsNorm(h, tokens: t, layer.attnNorm)
+            var q = matmul(x, tokens: t, layer.q)
+            var k = matmul(x, tokens: t, layer.k)
+            let v = matmul(x, tokens: t, layer.v)
+            rope(&q, tokens: t, heads: nH, start: start)
+            rope(&k, tokens: t, heads: nKV, start: start)
+            let kvw = nKV * hd
+            for tok in 0..<t {
+                for j in 0..<kvw {
+                    kCache[li][(start + tok) * kvw + j] = k[tok * kvw + j]
+                    vCache[li][(start + tok) * kvw + j] = v[tok * kvw + j]
+                }
+            }
+            var attn = [Float](repeating: 0, count: t * nH * hd)
+            var scores = [Float](repeating: 0, count: start + t)
+            kCache[li].withUnsafeBufferPointer { kc in
+                vCache[li].withUnsafeBufferPointer { vc in
+                    q.withUnsafeBufferPointer { qb in
+                        for tok in 0..<t {
+                            let n = start + tok + 1  // causal: positions 0 ... start+tok
+                            for hh in 0..<nH {
+                                let kvh = hh / group
+                                let qp = qb.baseAddress! + (tok * nH + hh) * hd
+                                var mx = -Float.infinity
+                                for p in 0..<n {
+                                    let s = LlamaModel.dot(qp, kc.baseAddress! + p * kvw + kvh * hd, hd) * scale
+                                    scores[p] = s
+                                    mx = max(mx, s)
+                                }
+                                var sum: Float = 0
+                                for p in 0..<n { scores[p] = exp(scores[p] - mx); sum += scores[p] }
+                                let o = (tok * nH + hh) * hd
+                                for p in 0..<n {
+                                    let w = scores[p] / sum
+                                    let vp = vc.baseAddress! + p * kvw + kvh * hd
+                                    for j in 0..<hd { attn[o + j] += w * vp[j] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let o = matmul(attn, tokens: t, layer.o)
+            for i in 0..<h.count { h[i] += o[i] }
+            // MLP block: down(silu(gate(x)) * up(x)).
+            let x2 = rmsNorm(h, tokens: t, layer.ffnNorm)
+            let g = matmul(x2, tokens: t, layer.gate)
+            let u = matmul(x2, tokens: t, layer.up)
+            var act = [Float](repeating: 0, count: g.count)
+            for i in 0..<g.count { act[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+            let down = matmul(act, tokens: t, layer.down)
+            for i in 0..<h.count { h[i] += down[i] }
+        }
+        let final = rmsNorm(h, tokens: t, weights.finalNorm)
+        position += t
+        return matmul(final, tokens: t, weights.output)
+    }
+}
