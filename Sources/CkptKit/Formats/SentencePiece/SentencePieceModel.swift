@@ -42,6 +42,15 @@ public struct SentencePieceModel: Sendable {
     /// Real LLaMA tokenizers are ~0.5 MB (32k pieces); Llama-3-size vocabularies stay well under this.
     public static let maxSize = 64 << 20
 
+    /// A model from pieces given directly (GGUF's tokenizer.ggml.* arrays): LLaMA's settings.
+    public init(pieces: [Piece]) {
+        self.pieces = pieces
+        addDummyPrefix = true
+        removeExtraWhitespaces = false
+        modelType = 2
+        byteFallback = pieces.contains { $0.type == .byte }
+    }
+
     public static func read(path: String) throws -> SentencePieceModel {
         let f = try MappedFile(path: path)
         guard f.size <= maxSize else { throw SentencePieceError.tooLarge(file: path, size: f.size) }

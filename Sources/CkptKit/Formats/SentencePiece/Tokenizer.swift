@@ -101,9 +101,9 @@ public struct Tokenizer: Sendable {
         return out
     }
 
-    /// Text of `ids`: pieces joined, byte pieces decoded as UTF-8, `▁` as spaces, the dummy prefix's space dropped,
-    /// control tokens omitted.
-    public func decode(_ ids: [Int]) -> String {
+    /// Text of `ids`: pieces joined, byte pieces decoded as UTF-8, `▁` as spaces, the dummy prefix's space dropped
+    /// (kept for a `continuation` of earlier text), control tokens omitted.
+    public func decode(_ ids: [Int], continuation: Bool = false) -> String {
         var bytes: [UInt8] = []
         for (k, id) in ids.enumerated() {
             guard id >= 0, id < model.pieces.count else { continue }
@@ -115,7 +115,7 @@ public struct Tokenizer: Sendable {
             case .unknown: bytes += Array(" ⁇ ".utf8)
             default:
                 var s = p.piece.replacing("▁", with: " ")
-                if k == 0 && model.addDummyPrefix && s.hasPrefix(" ") { s.removeFirst() }
+                if k == 0 && !continuation && model.addDummyPrefix && s.hasPrefix(" ") { s.removeFirst() }
                 bytes += Array(s.utf8)
             }
         }

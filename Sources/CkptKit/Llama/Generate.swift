@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension Tokenizer {
+    /// The tokenizer of a model: tokenizer.model, or the SentencePiece vocabulary a GGUF file carries.
+    public static func load(for model: ModelFolder) throws -> Tokenizer? {
+        if model.sideFiles.contains("tokenizer.model") { return try Tokenizer(path: model.path(of: "tokenizer.model")) }
+        if let g = model.weightFiles.first as? GGUFFile, g.value("tokenizer.ggml.model")?.stringValue == "llama",
+           case .array(_, let toks)? = g.value("tokenizer.ggml.tokens") {
+            var scores: [GGUFValue] = [], types: [GGUFValue] = []
+            if case .array(_, let s)? = g.value("tokenizer.ggml.scores") { scores = s }
+            if case .array(_, let t)? = g.value("tokenizer.ggml.token_type") { types = t }
+            let pieces = toks.enumerated().map { i, v -> SentencePieceModel.Piece in
+                var score: Float = 0
+                if i < scores.count, case .float32(let f) = scores[i] { score = f }
+                let type = i < types.count ? SentencePieceModel.PieceType(rawValue: types[i].intValue ?? 1) ?? .normal : .normal
+                return .init(piece: v.stringValue ?? "", score: score, type: type)
+            }
+            return Tokenizer(model: SentencePieceModel(pieces: pieces))
+        }
+        return nil
+    }
+}
+
+/// Log-probabilities and comparisons of logits rows.
+public enum Logits {
+    /// log-softmax of one row, in Double.
+    public static func logSoftmax(_ row: ArraySlice<Float>) -> [Double] {
+        let mx = Double(row.max() ?? 0)
+        let lse = mx + log(row.reduce(0.0) { $0 + exp(Double($1) - mx) })
+        return row.map { Double($0) - lse }
+    }
+
+    public static func argmax(_ row: ArraySlice<Float>) -> Int {
+        var best = row.startIndex
+        for i in row.indices where row[i] > row[best] { best = i }
+        return best - row.startIndex
+    }
+
+    /// Mean negative log-likelihood of each next token (the perplexity's logarithm).
+    public static func meanNLL(_ logits: [Float], tokens: [Int], vocab: Int) -> Double {
+        guard tokens.count > 1 else { return 0 }
+        var nll = 0.0
+        for t in 0..<(tokens.count - 1) {
+            nll -= logSoftmax(logits[(t * vocab)..<((t + 1) * vocab)])[tokens[t + 1]]
+        }
+        return nll / Double(tokens.count - 1)
+    }
+}
+
+/// Text generation with the mini forward pass: greedy by default, temperature sampling with a seed.
+public struct Generator {
+    public let model: LlamaModel
+    public let tokenizer: Tokenizer
+
+    public struct Result: Sendable {
+        public var promptTokens: Int
+        public var generated: [Int]
+        public var text: String
+        public var prefillSeconds: Double
+        public var generateSeconds: Double
+    }
+
+    public init(model: LlamaModel, tokenizer: Tokenizer) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    public func run(prompt: String, maxNewTokens: Int, temperature: Double = 0, seed: UInt64 = 0,
+                    onText: ((String) -> Void)? = nil) -> Result {
+        var ids = tokenizer.encode(prompt)
+        if let bos = tokenizer.bosID { ids.insert(bos, at: 0) }
+        model.reset()
+        let vocab = model.config.vocabSize
+        let t0 = Sys.now()
+        var logits = model.forward(Array(ids.prefix(model.maxTokens)))
+        var last = Array(logits[((min(ids.count, model.maxTokens) - 1) * vocab)...])
+        let t1 = Sys.now()
+        var out: [Int] = []
+        var rng = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed
+        var shown = ""
+        for _ in 0..<maxNewTokens where model.position < model.maxTokens {
+            let next: Int
+            if temperature <= 0 {
+                next = Logits.argmax(last[...])
+            } else {
+                let lp = Logits.logSoftmax(last.map { Float(Double($0) / temperature) }[...])
+                rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+                let u = Double(rng >> 11) / Double(1 << 53)
+                var acc = 0.0, pick = lp.count - 1
+                for (i, l) in lp.enumerated() { acc += exp(l); if u < acc { pick = i; break } }
+                next = pick
+            }
+            out.append(next)
+            if next == tokenizer.eosID { break }
+            let text = tokenizer.decode(out, continuation: true)
+            if text.count > shown.count, text.hasPrefix(shown) { onText?(String(text.dropFirst(shown.count))) }
+            shown = text
+            logits = model.forward([next])
+            last = logits
+        }
+        return Result(promptTokens: ids.count, generated: out, text: tokenizer.decode(out),
+                      prefillSeconds: t1 - t0, generateSeconds: Sys.now() - t1)
+    }
+}
