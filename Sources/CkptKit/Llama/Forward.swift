@@ -185,3 +185,5 @@ public final class LlamaModel {
         return matmul(final, tokens: t, weights.output)
     }
 }
+
+@inline(__always) func _exp(_ x: Double) -> Double { exp(x) }

@@ -1,0 +1,212 @@
+/// `ckpt verify`: every check that applies to a model, each PASS / FAIL / WARN / SKIP with its figures.
+public struct Verification: Sendable {
+    public enum Status: String, Sendable { case pass = "PASS", fail = "FAIL", warn = "WARN", skip = "SKIP" }
+
+    public struct Check: Sendable {
+        public var group: String
+        public var name: String
+        public var status: Status
+        public var detail: String
+    }
+
+    public struct Options: Sendable {
+        public var manifest: String?
+        public var reference: String?
+        public var prompt: String?
+        public var run = true
+        /// Thresholds (printed in the table): same dtype and format; quantized vs its source.
+        public var maxLogitDelta = 1e-3
+        public var minTop1 = 0.98
+        public var maxMeanKL = 0.01
+        public init() {}
+    }
+
+    /// A short built-in text for perplexity (plain English prose).
+    public static let builtInText = "Return a new list containing all items from the iterable in ascending order. "
+        + "A custom key function can be supplied to customize the sort order, and the reverse flag can be set to "
+        + "request the result in descending order."
+
+    public var checks: [Check] = []
+    public var continuation: String?
+
+    public var ok: Bool { !checks.contains { $0.status == .fail } }
+
+    mutating func add(_ group: String, _ name: String, _ status: Status, _ detail: String) {
+        checks.append(Check(group: group, name: name, status: status, detail: detail))
+    }
+
+    public init(path: String, revision: String? = nil, options: Options) throws {
+        // (a) Structure: the files parse (the model folder checks index ↔ shards), zip CRCs.
+        let model: ModelFolder
+        do {
+            model = try ModelFolder(path, revision: revision)
+            add("structure", "files parse, index agrees with shards", .pass,
+                "\(model.weightFiles.count) file(s), \(model.tensors.count) tensors, \(Format.bytes(model.totalBytes))")
+        } catch let e as CkptError {
+            add("structure", "files parse, index agrees with shards", .fail, e.description)
+            return
+        }
+        var crcEntries = 0, crcFailure: String?
+        for case let t as TorchFile in model.weightFiles {
+            for e in t.archive.entries {
+                do { try t.archive.verifyCRC32(e); crcEntries += 1 } catch { crcFailure = "\(error)" }
+            }
+        }
+        if crcFailure != nil || crcEntries > 0 {
+            add("structure", "zip CRC-32", crcFailure == nil ? .pass : .fail, crcFailure ?? "\(crcEntries) entries")
+        }
+        var weights: LlamaWeights?
+        do {
+            weights = try LlamaWeights(model: model)
+            let c = weights!.config
+            let expected = 2 + c.numHiddenLayers * 9 + (model.tensor(named: "lm_head.weight") != nil || model.tensors.contains { $0.name == "output.weight" } ? 1 : 0)
+            let extra = model.tensors.count - expected
+            add("structure", "config agrees with tensor shapes", .pass, c.summary)
+            if extra > 0 && !model.tensors.contains(where: { $0.name.hasSuffix("weight_packed") }) {
+                add("structure", "no extra tensors", .warn, "\(extra) tensors beyond the LLaMA layout (e.g. rotary buffers)")
+            }
+        } catch let e as CkptError {
+            add("structure", "config agrees with tensor shapes", .fail, e.description)
+        }
+
+        // (b) Values: NaN/Inf anywhere; norm and embedding statistics.
+        var nonFinite: [String] = []
+        for t in model.tensors where t.info.dtype.isFloat {
+            if Verification.hasNonFinite(t) { nonFinite.append(t.name) }
+        }
+        add("values", "no NaN or Inf", nonFinite.isEmpty ? .pass : .fail,
+            nonFinite.isEmpty ? "all float tensors scanned" : "in \(OutputError.list(nonFinite))")
+        if let m = WeightStatistics.normMean(model.tensors) {
+            let ok = WeightStatistics.plausibleNormMean.contains(m) && m >= WeightStatistics.deltaNormMean
+            add("values", "norm weights look trained", ok ? .pass : .fail,
+                "mean \(Format.fixed(m, 4))" + (m < WeightStatistics.deltaNormMean ? " — near 0: this looks like a delta, not a model" : ""))
+        }
+        if let e = model.tensor(named: "model.embed_tokens.weight") ?? model.tensor(named: "token_embd.weight"), e.info.dtype.isFloat {
+            let rms = WeightStatistics.meanAndRMS(e, rows: 0..<min(256, e.info.shape.first ?? 0)).rms
+            add("values", "embedding RMS plausible", WeightStatistics.plausibleEmbeddingRMS.contains(rms) ? .pass : .fail, "RMS \(Float(rms))")
+        }
+
+        // (c) Checksums against a manifest.
+        if let mpath = options.manifest {
+            do {
+                let expected = try Manifest.read(path: mpath)
+                let diffs = expected.differences(try Manifest.compute(model: model, showProgress: false)).filter(\.isFailure)
+                add("checksums", "tensors match \(Path.baseName(mpath))", diffs.isEmpty ? .pass : .fail,
+                    diffs.isEmpty ? "\(expected.tensors.count) tensors" : diffs.prefix(5).map(\.description).joined(separator: "; "))
+            } catch let e as CkptError {
+                add("checksums", "manifest", .fail, e.description)
+            }
+        }
+
+        // (e) Tokenizer vs config vs embedding rows; bos/eos.
+        let tokenizer = try? Tokenizer.load(for: model)
+        if let w = weights {
+            let rows = w.embedding.rows, cfg = w.config.vocabSize
+            if let tok = tokenizer {
+                var n = tok.vocabularySize
+                if let added = try? TokenizerFiles(folder: model).vocabularySize() { n = max(n, added) }
+                let agree = n == cfg && cfg == rows
+                add("tokenizer", "tokenizer size = vocab_size = embedding rows", agree ? .pass : .fail,
+                    "tokenizer \(n), config \(cfg), embedding \(rows)" + (n + 1 == rows ? " (the Vicuna v0 trap: add [PAD])" : ""))
+                let bos = tok.bosID.map { tok.model.pieces[$0].piece } ?? "", eos = tok.eosID.map { tok.model.pieces[$0].piece } ?? ""
+                add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail, "bos '\(bos)', eos '\(eos)'")
+            } else {
+                add("tokenizer", "tokenizer", .skip, "no tokenizer.model")
+            }
+        }
+
+        // (d) Inference: perplexity, the greedy continuation, and logits against a reference model.
+        guard options.run, let w = weights, let tok = tokenizer else {
+            add("inference", "forward pass", .skip, options.run ? "needs a loadable model and a tokenizer" : "--no-run")
+            return
+        }
+        let texts = [("built-in text", Verification.builtInText)] + (options.prompt.map { [("prompt", $0)] } ?? [])
+        var refModel: LlamaModel?
+        if let r = options.reference {
+            do {
+                refModel = LlamaModel(weights: try LlamaWeights(model: ModelFolder(r)), maxTokens: 512)
+            } catch let e as CkptError {
+                add("inference", "reference model", .fail, e.description)
+            }
+        }
+        let sameKind = refModel != nil && Verification.kind(of: model) == Verification.kind(of: options.reference.flatMap { try? ModelFolder($0) })
+        for (label, text) in texts {
+            var ids = tok.encode(text)
+            if let b = tok.bosID { ids.insert(b, at: 0) }
+            ids = Array(ids.prefix(512))
+            let m = LlamaModel(weights: w, maxTokens: max(ids.count + 16, 2))
+            let logits = m.forward(ids)
+            let v = w.config.vocabSize
+            let nll = Logits.meanNLL(logits, tokens: ids, vocab: v)
+            let ppl = Double.exp(nll)
+            add("inference", "perplexity (\(label))", ppl.isFinite ? .pass : .fail, "\(Format.fixed(ppl, 3)) over \(ids.count) tokens")
+            if let ref = refModel {
+                ref.reset()
+                let rl = ref.forward(ids)
+                var agree = 0, kl = 0.0, maxDelta: Float = 0
+                for t in 0..<ids.count {
+                    let a = logits[(t * v)..<((t + 1) * v)], b = rl[(t * v)..<((t + 1) * v)]
+                    if Logits.argmax(a) == Logits.argmax(b) { agree += 1 }
+                    let la = Logits.logSoftmax(a), lb = Logits.logSoftmax(b)
+                    for i in 0..<v { kl += Double.exp(lb[i]) * (lb[i] - la[i]) }
+                    for i in 0..<v { maxDelta = max(maxDelta, abs(a[a.startIndex + i] - b[b.startIndex + i])) }
+                }
+                let top1 = Double(agree) / Double(ids.count), meanKL = kl / Double(ids.count)
+                if sameKind {
+                    add("inference", "logits vs reference (\(label))", Double(maxDelta) <= options.maxLogitDelta ? .pass : .fail,
+                        "max |Δlogit| \(maxDelta) (threshold \(options.maxLogitDelta)); top-1 \(Format.fixed(top1 * 100, 1))%; mean KL \(Float(meanKL))")
+                } else {
+                    let ok = top1 >= options.minTop1 && meanKL <= options.maxMeanKL
+                    add("inference", "logits vs reference (\(label))", ok ? .pass : .fail,
+                        "top-1 agreement \(Format.fixed(top1 * 100, 1))% (≥ \(Format.fixed(options.minTop1 * 100, 0))%), mean KL \(Float(meanKL)) (≤ \(options.maxMeanKL)); max |Δlogit| \(maxDelta)")
+                }
+            }
+        }
+        let g = Generator(model: LlamaModel(weights: w, maxTokens: 64), tokenizer: tok)
+        let r = g.run(prompt: options.prompt ?? "The", maxNewTokens: 16)
+        continuation = r.text
+        add("inference", "greedy continuation", .pass, "\"\(r.text.prefix(60))\"")
+    }
+
+    /// "dense <dtype>", "compressed-tensors", "gguf <types>": models of the same kind must agree to 1e-3.
+    static func kind(of m: ModelFolder?) -> String {
+        guard let m else { return "?" }
+        if m.weightFiles.first is GGUFFile { return "gguf " + Set(m.tensors.map { $0.info.dtype.rawValue }).sorted().joined(separator: ",") }
+        if m.tensors.contains(where: { $0.name.hasSuffix("weight_packed") }) { return "compressed-tensors" }
+        return "dense " + (m.tensors.first { $0.info.dtype.isFloat }?.info.dtype.rawValue ?? "")
+    }
+
+    /// True when a float tensor holds a NaN or an infinity (streamed, pages released).
+    static func hasNonFinite(_ t: StoredTensor) -> Bool {
+        let chunk = 1 << 20
+        var buf = [Float](repeating: 0, count: chunk)
+        let sz = t.info.dtype.size, n = t.info.elementCount
+        var i = 0
+        while i < n {
+            let m = min(chunk, n - i)
+            buf.withUnsafeMutableBufferPointer { Kernels.toFloat32(t.bytes((i * sz)..<((i + m) * sz)).baseAddress!, from: t.info.dtype, $0.baseAddress!, count: m) }
+            t.release((i * sz)..<((i + m) * sz))
+            for k in 0..<m where !buf[k].isFinite { return true }
+            i += m
+        }
+        return false
+    }
+
+    public var text: String {
+        Table.render(headers: ["group", "check", "result", "detail"], rows: checks.map { [$0.group, $0.name, $0.status.rawValue, $0.detail] })
+            + (ok ? "verify: OK\n" : "verify: FAILED (\(checks.filter { $0.status == .fail }.count) check(s))\n")
+    }
+
+    public var json: JSON {
+        .object([
+            ("ok", .bool(ok)),
+            ("checks", .array(checks.map { .object([("group", .string($0.group)), ("check", .string($0.name)),
+                                                      ("status", .string($0.status.rawValue)), ("detail", .string($0.detail))]) })),
+            ("continuation", continuation.map { .string($0) } ?? .null),
+        ])
+    }
+}
+
+extension Double {
+    static func exp(_ x: Double) -> Double { _exp(x) }
+}
