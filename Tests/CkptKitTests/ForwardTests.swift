@@ -29,3 +29,66 @@ import Testing
         #expect(abs(nll - f["mean_nll"]!.doubleValue!) < 1e-3, "nll \(nll)")
     }
 }
+
+@Suite struct RunAndVerifyTests {
+    static func lastLogits(_ folder: String, _ model: String) throws -> ([Float], [Float]) {
+        let f = try Fx.json("expected/\(model)/forward.json")
+        let ids = f["input_ids"]!.arrayValue!.map { $0.intValue! }
+        let m = LlamaModel(weights: try LlamaWeights(model: ModelFolder(folder)), maxTokens: 64)
+        let logits = m.forward(ids)
+        let v = m.config.vocabSize
+        return (Array(logits[((ids.count - 1) * v)...]), f["last_logits"]!.arrayValue!.map { Float($0.doubleValue!) })
+    }
+
+    /// GGUF files carry q/k in Meta's adjacent-pair layout: the forward pass must give transformers' logits anyway.
+    @Test(arguments: ["tiny-llama", "tiny-llama-gqa"])
+    func ggufF16ForwardMatchesTransformers(model: String) throws {
+        let tmp = TempDir()
+        let out = tmp.sub("m.gguf")
+        #expect(try CLI.run(["convert", Fx.path(model), out, "--to", "gguf", "--dtype", "f16"]).status == 0)
+        let (got, want) = try Self.lastLogits(out, model)
+        #expect(zip(got, want).map { abs($0 - $1) }.max()! <= 1e-3)
+    }
+
+    /// Greedy generation reproduces transformers' greedy continuation token for token.
+    @Test(arguments: ["tiny-llama", "tiny-llama-gqa"])
+    func greedyGenerationMatchesTransformers(model: String) throws {
+        let f = try Fx.json("expected/\(model)/forward.json")
+        let folder = try ModelFolder(Fx.path(model))
+        let tok = try #require(try Tokenizer.load(for: folder))
+        let g = Generator(model: LlamaModel(weights: try LlamaWeights(model: folder), maxTokens: 64), tokenizer: tok)
+        let r = g.run(prompt: f["prompt"]!.stringValue!, maxNewTokens: 16)
+        var want = f["greedy_ids"]!.arrayValue!.map { $0.intValue! }
+        if let eos = want.firstIndex(of: 2) { want = Array(want[...eos]) }
+        #expect(r.generated == want)
+        let cli = try CLI.run(["run", Fx.path(model), "--prompt", f["prompt"]!.stringValue!, "-n", "16"])
+        #expect(cli.status == 0 && cli.stderr.contains("tokens/s"))
+    }
+
+    @Test func verifyPassesAGoodModelAndAQuantizedOneAgainstItsSource() throws {
+        let ok = try CLI.run(["verify", Fx.tinyLlama, "--manifest", Fx.path("expected/tiny-llama/manifest.json"), "--json"])
+        #expect(ok.status == 0, "\(ok.stdout)")
+        let j = try JSONParser.parse(ok.stdout)
+        #expect(j["ok"] == .bool(true) && (j["checks"]?.arrayValue?.count ?? 0) >= 8)
+        let tmp = TempDir()
+        #expect(try CLI.run(["quantize", Fx.tinyGQA, tmp.sub("q")]).status == 0)
+        let q = try CLI.run(["verify", tmp.sub("q"), "--reference", Fx.tinyGQA])
+        #expect(q.status == 0 && q.stdout.contains("top-1 agreement"), "\(q.stdout)")
+        #expect(try CLI.run(["convert", Fx.tinyGQA, tmp.sub("g.gguf"), "--to", "gguf", "--dtype", "q8_0"]).status == 0)
+        #expect(try CLI.run(["verify", tmp.sub("g.gguf"), "--reference", Fx.tinyGQA]).status == 0)
+    }
+
+    @Test func verifyCatchesADeltaAWrongManifestAndAVocabularyMismatch() throws {
+        let delta = try CLI.run(["verify", Fx.path("delta/delta-st"), "--no-run"])
+        #expect(delta.status == 1 && delta.stdout.contains("looks like a delta"))
+        let wrong = try CLI.run(["verify", Fx.tinyGQA, "--manifest", Fx.path("expected/tiny-llama/manifest.json"), "--no-run"])
+        #expect(wrong.status == 1 && wrong.stdout.contains("FAIL"))
+        // The Vicuna v0 trap: a 1001-row model with a 1000-token tokenizer.
+        let tmp = TempDir()
+        #expect(try CLI.run(["apply-delta", "--base", Fx.tinyLlama, "--delta", Fx.path("delta/delta-v0"), "--target", tmp.sub("v0")]).status == 0)
+        #expect(try CLI.run(["verify", tmp.sub("v0"), "--no-run"]).status == 0)
+        try FileManager.default.removeItem(atPath: tmp.sub("v0/added_tokens.json"))
+        let trap = try CLI.run(["verify", tmp.sub("v0"), "--no-run"])
+        #expect(trap.status == 1 && trap.stdout.contains("Vicuna v0 trap"), "\(trap.stdout)")
+    }
+}
