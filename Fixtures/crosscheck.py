@@ -190,6 +190,52 @@ def main():
         except Exception as e:  # noqa: BLE001
             check(f"{label}: transformers loads ckpt's output", False, repr(e))
 
+    # quantize: transformers (with compressed-tensors) loads ckpt's int8 folders; gguf-py reads ckpt's GGUF files.
+    for model in ["tiny-llama", "tiny-llama-gqa"]:
+        src = os.path.join(HERE, model)
+        for scheme, extra in [("int8-channel", []), ("int8-group", ["--group-size", "32"])]:
+            out = os.path.join(args.out, f"{model}-{scheme}")
+            r = subprocess.run([args.ckpt, "quantize", src, out, "--scheme", scheme] + extra, capture_output=True, text=True)
+            check(f"{model} {scheme}: ckpt quantize exits 0", r.returncode == 0, r.stderr.strip())
+            if r.returncode != 0:
+                continue
+            try:
+                q, info = LlamaForCausalLM.from_pretrained(out, dtype=torch.float16, output_loading_info=True)
+                bad = [k for k in info.get("missing_keys", []) if "rotary" not in k] + list(info.get("unexpected_keys", []))
+                check(f"{model} {scheme}: transformers + compressed-tensors load it with no missing/unexpected keys", not bad, str(bad[:5]))
+                ref = LlamaForCausalLM.from_pretrained(src, dtype=torch.float16)
+                ids = torch.tensor([json.load(open(os.path.join(HERE, "expected", model, "forward.json")))["input_ids"]])
+                with torch.no_grad():
+                    a = q(ids).logits.float()
+                    b = ref(ids).logits.float()
+                agree = (a.argmax(-1) == b.argmax(-1)).float().mean().item()
+                kl = torch.nn.functional.kl_div(a.log_softmax(-1), b.log_softmax(-1), log_target=True,
+                                                reduction="none").sum(-1).mean().item()
+                check(f"{model} {scheme}: logits agree with the source model's (top-1 {agree:.2f}, mean KL {kl:.1e})",
+                      agree >= 0.98 and kl <= 0.01)
+            except Exception as e:  # noqa: BLE001
+                check(f"{model} {scheme}: transformers loads ckpt's compressed-tensors folder", False, repr(e))
+        for t in ["f16", "q8_0"]:
+            out = os.path.join(args.out, f"{model}-{t}.gguf")
+            r = subprocess.run([args.ckpt, "convert", src, out, "--to", "gguf", "--dtype", t], capture_output=True, text=True)
+            check(f"{model} {t}.gguf: ckpt convert --to gguf exits 0", r.returncode == 0, r.stderr.strip())
+            if r.returncode != 0:
+                continue
+            try:
+                from gguf import GGUFReader
+                from gguf.quants import dequantize
+                g = GGUFReader(out)
+                names = {x.name for x in g.tensors}
+                check(f"{model} {t}.gguf: gguf-py's GGUFReader reads it ({len(g.tensors)} tensors, {len(g.fields)} keys)",
+                      "token_embd.weight" in names and g.fields["general.architecture"].contents() == "llama")
+                emb = next(x for x in g.tensors if x.name == "token_embd.weight")
+                deq = dequantize(emb.data, emb.tensor_type).reshape(-1)
+                src_emb = load_folder(src)["model.embed_tokens.weight"].float().numpy().reshape(-1)
+                err = float(abs(deq - src_emb).max())
+                check(f"{model} {t}.gguf: token_embd dequantizes to the source (max |err| {err:.2e})", err < 0.01)
+            except Exception as e:  # noqa: BLE001
+                check(f"{model} {t}.gguf: gguf-py reads ckpt's file", False, repr(e))
+
     # make test-large leaves a > 4 GiB .bin (ZIP64) and safetensors file: torch and safetensors must agree on them.
     large = os.path.join(os.path.dirname(HERE), ".build", "large")
     if os.path.exists(os.path.join(large, "large.bin")):
