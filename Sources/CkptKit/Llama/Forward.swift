@@ -67,17 +67,21 @@ public final class LlamaModel {
         return y
     }
 
+    /// Dot product with f64 accumulation: the f32 products are exact in f64, so the result is the correctly rounded
+    /// sum, whatever order — closer to the true value than any f32 summation order (transformers' included).
     @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Float>()
+        var acc = SIMD8<Double>()
         var i = 0
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
         while i + 8 <= n {
-            acc += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let x = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let y = rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc += SIMD8<Double>(x) * SIMD8<Double>(y)
             i += 8
         }
         var s = acc.sum()
-        while i < n { s += a[i] * b[i]; i += 1 }
-        return s
+        while i < n { s += Double(a[i]) * Double(b[i]); i += 1 }
+        return Float(s)
     }
 
     func rmsNorm(_ x: [Float], tokens t: Int, _ w: [Float]) -> [Float] {
@@ -85,9 +89,9 @@ public final class LlamaModel {
         var out = [Float](repeating: 0, count: x.count)
         let eps = Float(config.rmsNormEps)
         for tok in 0..<t {
-            var ss: Float = 0
-            for i in 0..<d { ss += x[tok * d + i] * x[tok * d + i] }
-            let r = 1 / (ss / Float(d) + eps).squareRoot()
+            var ss = 0.0
+            for i in 0..<d { ss += Double(x[tok * d + i]) * Double(x[tok * d + i]) }
+            let r = 1 / (Float(ss / Double(d)) + eps).squareRoot()
             for i in 0..<d { out[tok * d + i] = w[i] * (x[tok * d + i] * r) }
         }
         return out
@@ -157,7 +161,7 @@ public final class LlamaModel {
                                     mx = max(mx, s)
                                 }
                                 var sum: Float = 0
-                                for p in 0..<n { scores[p] = exp(scores[p] - mx); sum += scores[p] }
+                                for p in 0..<n { scores[p] = Float(exp(Double(scores[p] - mx))); sum += scores[p] }
                                 let o = (tok * nH + hh) * hd
                                 for p in 0..<n {
                                     let w = scores[p] / sum
@@ -176,7 +180,7 @@ public final class LlamaModel {
             let g = matmul(x2, tokens: t, layer.gate)
             let u = matmul(x2, tokens: t, layer.up)
             var act = [Float](repeating: 0, count: g.count)
-            for i in 0..<g.count { act[i] = g[i] / (1 + exp(-g[i])) * u[i] }
+            for i in 0..<g.count { act[i] = g[i] * Float(1 / (1 + exp(-Double(g[i])))) * u[i] }
             let down = matmul(act, tokens: t, layer.down)
             for i in 0..<h.count { h[i] += down[i] }
         }
