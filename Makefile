@@ -44,7 +44,9 @@ demo: release
 	@echo; echo "== ckpt checksum $(DEMO_OUT)/vicuna-tiny (sha256sum format; sha256sum -c accepts it)"
 	@$(CKPT_REL) checksum $(DEMO_OUT)/vicuna-tiny | tee $(DEMO_OUT)/SHA256SUMS
 	@sha256sum -c --quiet $(DEMO_OUT)/SHA256SUMS && echo "sha256sum -c: all OK"
-	@echo; echo "demo OK: the result is bit-identical to FastChat's, tensor for tensor"
+	@echo; echo "== ckpt verify $(DEMO_OUT)/vicuna-tiny (structure, values, tokenizer, forward pass)"
+	@$(CKPT_REL) verify $(DEMO_OUT)/vicuna-tiny --manifest Fixtures/delta/expected/applied_manifest.json
+	@echo; echo "demo OK: the result is bit-identical to FastChat's, tensor for tensor, and verifies"
 
 bench: release
 	bash Benchmarks/bench.sh
@@ -62,6 +64,7 @@ fixtures-env:
 fixtures: fixtures-env
 	$(PYTHON) Fixtures/generate.py
 	$(PYTHON) Fixtures/generate_delta.py
+	$(PYTHON) Fixtures/generate_verify.py
 
 # Developers only: the reference loaders re-read what ckpt writes now.
 crosscheck: release

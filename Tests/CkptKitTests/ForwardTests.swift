@@ -92,3 +92,50 @@ import Testing
         #expect(trap.status == 1 && trap.stdout.contains("Vicuna v0 trap"), "\(trap.stdout)")
     }
 }
+
+@Suite struct VerifyFixtureTests {
+    /// f32 and bf16 sources: logits within 1e-4 of transformers' float32 logits for the same weights.
+    @Test func f32AndBF16SourcesMatchTransformers() throws {
+        let tmp = TempDir()
+        for dt in ["f32", "bf16"] {
+            #expect(try CLI.run(["convert", Fx.tinyLlama, tmp.sub(dt), "--dtype", dt]).status == 0)
+        }
+        let (f32, want) = try RunAndVerifyTests.lastLogits(tmp.sub("f32"), "tiny-llama")
+        #expect(zip(f32, want).map { abs($0 - $1) }.max()! <= 1e-4)
+        let facts = try Fx.json("verify/expected.json")
+        let ids = facts["forward_prompt_ids"]!.arrayValue!.map { $0.intValue! }
+        let m = LlamaModel(weights: try LlamaWeights(model: ModelFolder(tmp.sub("bf16"))), maxTokens: 64)
+        let logits = m.forward(ids)
+        let v = m.config.vocabSize
+        let bf16Want = facts["bf16_source_last_logits"]!.arrayValue!.map { Float($0.doubleValue!) }
+        #expect(zip(logits[((ids.count - 1) * v)...], bf16Want).map { abs($0 - $1) }.max()! <= 1e-4)
+    }
+
+    /// A delta applied to the wrong base: verify fails on perplexity; the right base passes.
+    @Test func aDeltaAppliedToTheWrongBaseFailsVerify() throws {
+        let tmp = TempDir()
+        let delta = Fx.path("verify/delta-big")
+        #expect(try CLI.run(["apply-delta", "--base", Fx.tinyLlama, "--delta", delta, "--target", tmp.sub("right")]).status == 0)
+        #expect(try CLI.run(["apply-delta", "--base", Fx.path("verify/other-base"), "--delta", delta, "--target", tmp.sub("wrong")]).status == 0)
+        let right = try CLI.run(["verify", tmp.sub("right")])
+        #expect(right.status == 0, "\(right.stdout)")
+        let wrong = try CLI.run(["verify", tmp.sub("wrong")])
+        #expect(wrong.status == 1, "\(wrong.stdout)")
+        #expect(wrong.stdout.contains("perplexity (built-in text)") && wrong.stdout.contains("FAIL"))
+    }
+
+    @Test func flippedBytesAndTruncatedShardsFailVerify() throws {
+        let tmp = TempDir()
+        try FileManager.default.copyItem(atPath: Fx.tinyLlama, toPath: tmp.sub("m"))
+        let m = try ModelFolder(tmp.sub("m"))
+        let t = try #require(m.tensor(named: "model.layers.0.mlp.gate_proj.weight"))
+        var b = try Fx.bytes(t.file.path)
+        b[t.offset + 100] ^= 0x10
+        try Data(b).write(to: URL(fileURLWithPath: t.file.path))
+        let flipped = try CLI.run(["verify", tmp.sub("m"), "--manifest", Fx.path("expected/tiny-llama/manifest.json"), "--no-run"])
+        #expect(flipped.status == 1 && flipped.stdout.contains("model.layers.0.mlp.gate_proj.weight"))
+        try Data(b.prefix(b.count / 2)).write(to: URL(fileURLWithPath: t.file.path))
+        let truncated = try CLI.run(["verify", tmp.sub("m"), "--no-run"])
+        #expect(truncated.status == 1 && truncated.stdout.contains("files parse") && truncated.stdout.contains("truncated"))
+    }
+}

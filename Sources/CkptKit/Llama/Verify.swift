@@ -26,6 +26,9 @@ public struct Verification: Sendable {
         + "A custom key function can be supplied to customize the sort order, and the reverse flag can be set to "
         + "request the result in descending order."
 
+    /// Perplexity above vocab_size / this fails.
+    public static let perplexityFraction = 4.0
+
     public var checks: [Check] = []
     public var continuation: String?
 
@@ -139,7 +142,11 @@ public struct Verification: Sendable {
             let v = w.config.vocabSize
             let nll = Logits.meanNLL(logits, tokens: ids, vocab: v)
             let ppl = Double.exp(nll)
-            add("inference", "perplexity (\(label))", ppl.isFinite ? .pass : .fail, "\(Format.fixed(ppl, 3)) over \(ids.count) tokens")
+            // Uniform guessing scores vocab_size; a trained model on plain text scores far below. Above a quarter of
+            // the vocabulary the weights are broken (a delta applied to the wrong base lands above the vocabulary).
+            let limit = Double(v) / Verification.perplexityFraction
+            add("inference", "perplexity (\(label))", ppl.isFinite && ppl <= limit ? .pass : .fail,
+                "\(Format.fixed(ppl, 3)) over \(ids.count) tokens (a trained model stays below \(Format.fixed(limit, 0)); uniform guessing: \(v))")
             if let ref = refModel {
                 ref.reset()
                 let rl = ref.forward(ids)
