@@ -40,7 +40,7 @@ paired_us() {
   printf "%s %s\n" "$(echo $a | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')" \
                     "$(echo $b | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')"
 }
-want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize,forward
 gbps() { awk -v b="$1" -v us="$2" 'BEGIN {printf "%.2f", b / us / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
@@ -150,5 +150,27 @@ if [ -n "$PY" ]; then
   echo "  ckpt $(awk -v v=$ck 'BEGIN{printf "%.0f", v/1e6}') M values/s ($(nproc) cores), gguf-py numpy $(awk -v v=$np 'BEGIN{printf "%.0f", v/1e6}') M values/s: ratio $(ratio $ck $np)× (goal ≥ 20×)"
 else
   echo "  SKIPPED the gguf-py comparison: could not install gguf from PyPI (ckpt alone: $(awk -v v=$ck 'BEGIN{printf "%.0f", v/1e6}') M values/s)"
+fi
+fi
+
+if want forward; then
+echo "== forward pass on a generated ≈1B-parameter f16 LLaMA (hidden 2048, 16 layers, vocab 32000): 32-token prefill, 32 generated tokens"
+model="$DIR/llama-1b"
+[ -f "$model/.ckpt-journal.json" ] || { rm -rf "$model"; $GEN gen-llama "$model"; }
+cat "$model"/model.safetensors > /dev/null
+read -r cp cg < <($GEN forward "$model")
+weights=$(stat -c %s "$model/model.safetensors")
+rd=$(median_us $GEN read "$model")
+echo "  ckpt: prefill $cp tokens/s, generation $cg tokens/s; weight-read floor $(awk -v b=$weights -v us=$rd 'BEGIN{printf "%.2f", 1e6/us}') tokens/s (all $(awk -v b=$weights 'BEGIN{printf "%.2f", b/1e9}') GB of weights per token at the mapped-read rate)"
+echo "  generation vs floor: $(awk -v g=$cg -v b=$weights -v us=$rd 'BEGIN{printf "%.2f", (1e6/us)/g}')× the floor's time per token (goal ≤ 1.5×)"
+PY=""
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import torch, transformers" 2>/dev/null; then PY=.venv/bin/python; fi
+if [ -n "$PY" ]; then
+  read -r tp32 tg32 < <($PY Benchmarks/forward_transformers.py "$model" f32 2>/dev/null)
+  read -r tpbf tgbf < <($PY Benchmarks/forward_transformers.py "$model" bf16 2>/dev/null)
+  echo "  transformers fp32: prefill $tp32, generation $tg32 tokens/s; bf16: prefill $tpbf, generation $tgbf tokens/s"
+  echo "  ckpt / transformers fp32: prefill $(ratio $cp $tp32)×, generation $(ratio $cg $tg32)× (goal > 1×)"
+else
+  echo "  SKIPPED transformers: no Python environment with torch and transformers (run 'make fixtures-env'; torch is several GB)"
 fi
 fi

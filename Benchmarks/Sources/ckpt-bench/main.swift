@@ -69,6 +69,74 @@ case "read":
     if Sys.environment("CKPT_BENCH_STATUS") != nil, let f = try? MappedFile(path: "/proc/self/status") {
         _ = f
     }
+case "gen-llama":
+    // A ≈1B-parameter f16 LLaMA (hidden 2048, 16 layers, 32 heads, intermediate 5632, vocab 32000) with random
+    // weights (std ≈ 0.02, norms 1), in one model.safetensors with its config.json.
+    guard args.count == 3 else { fail("usage: ckpt-bench gen-llama DIR") }
+    let (h, layers, inter, vocab) = (2048, 16, 5632, 32000)
+    var infos = [TensorInfo(name: "model.embed_tokens.weight", dtype: .F16, shape: [vocab, h])]
+    for i in 0..<layers {
+        let p = "model.layers.\(i)."
+        for n in ["q", "k", "v", "o"] { infos.append(TensorInfo(name: p + "self_attn.\(n)_proj.weight", dtype: .F16, shape: [h, h])) }
+        infos.append(TensorInfo(name: p + "mlp.gate_proj.weight", dtype: .F16, shape: [inter, h]))
+        infos.append(TensorInfo(name: p + "mlp.up_proj.weight", dtype: .F16, shape: [inter, h]))
+        infos.append(TensorInfo(name: p + "mlp.down_proj.weight", dtype: .F16, shape: [h, inter]))
+        infos.append(TensorInfo(name: p + "input_layernorm.weight", dtype: .F16, shape: [h]))
+        infos.append(TensorInfo(name: p + "post_attention_layernorm.weight", dtype: .F16, shape: [h]))
+    }
+    infos.append(TensorInfo(name: "model.norm.weight", dtype: .F16, shape: [h]))
+    infos.append(TensorInfo(name: "lm_head.weight", dtype: .F16, shape: [vocab, h]))
+    let folder = try OutputFolder(path: args[2], command: Array(args), inputs: [], overwrite: true)
+    let layout = try SafetensorsLayout(tensors: infos)
+    let w = try SafetensorsWriter(layout: layout, output: folder.createFile("model.safetensors"))
+    var s: UInt64 = 0x1234_5678_9ABC_DEF1
+    let one = Kernels.f32ToF16(1)
+    for t in layout.order {
+        let n = t.elementCount
+        var buf = [UInt16](repeating: one, count: min(n, 1 << 20))
+        var done = 0
+        while done < n {
+            let m = min(buf.count, n - done)
+            if !t.name.hasSuffix("norm.weight") {
+                for i in 0..<m {
+                    s ^= s << 13; s ^= s >> 7; s ^= s << 17
+                    buf[i] = Kernels.f32ToF16(Float(Int64(bitPattern: s >> 8) % 1000) * 0.00004)
+                }
+            }
+            try buf.withUnsafeBytes { try w.write(UnsafeRawBufferPointer(rebasing: $0[0..<(m * 2)]), tensor: t.name) }
+            done += m
+        }
+    }
+    let r = try w.finish()
+    try folder.finished("model.safetensors", sha256: r.sha256, bytes: r.bytes)
+    try folder.writeSmallFile("config.json", contents: """
+    {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": \(h), "intermediate_size": \(inter),
+     "num_hidden_layers": \(layers), "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": \(vocab),
+     "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "max_position_embeddings": 2048, "tie_word_embeddings": false,
+     "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "torch_dtype": "float16"}
+    """)
+    try folder.complete()
+case "forward":
+    // Prefill a 32-token prompt, then generate 32 tokens greedily: tokens/s of each (best of 2 runs).
+    guard args.count == 3 else { fail("usage: ckpt-bench forward DIR") }
+    let weights = try LlamaWeights(model: ModelFolder(args[2]))
+    let m = LlamaModel(weights: weights, maxTokens: 80)
+    let prompt = (0..<32).map { 100 + $0 * 37 }
+    var bestPrefill = Double.infinity, bestGen = Double.infinity
+    for _ in 0..<2 {
+        m.reset()
+        let t0 = Sys.now()
+        var logits = m.forward(prompt)
+        let t1 = Sys.now()
+        var next = Logits.argmax(logits[(31 * weights.config.vocabSize)...])
+        for _ in 0..<32 {
+            logits = m.forward([next])
+            next = Logits.argmax(logits[...])
+        }
+        bestPrefill = min(bestPrefill, t1 - t0)
+        bestGen = min(bestGen, Sys.now() - t1)
+    }
+    print("\(Format.fixed(32 / bestPrefill, 1)) \(Format.fixed(32 / bestGen, 2))")
 case "q8-kernel":
     // Q8_0 kernel alone on N f32 values in memory (the same generator as q8_kernel.py): best of 5, values/s.
     guard args.count == 3, let n = Int(args[2]), n % 32 == 0 else { fail("usage: ckpt-bench q8-kernel N") }

@@ -67,21 +67,26 @@ public final class LlamaModel {
         return y
     }
 
-    /// Dot product with f64 accumulation: the f32 products are exact in f64, so the result is the correctly rounded
-    /// sum, whatever order — closer to the true value than any f32 summation order (transformers' included).
+    /// Dot product: four independent SIMD8 f32 accumulators (FMA-friendly), summed at the end. Measured against
+    /// an f64-accumulating version on the fixtures: the logits agree with transformers equally well (≤ 1e-4).
     @inline(__always) static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Double>()
+        var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
         var i = 0
         let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while i + 32 <= n {
+            s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            s1 += ra.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self)
+            s2 += ra.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4 + 64, as: SIMD8<Float>.self)
+            s3 += ra.loadUnaligned(fromByteOffset: i * 4 + 96, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4 + 96, as: SIMD8<Float>.self)
+            i += 32
+        }
         while i + 8 <= n {
-            let x = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            let y = rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            acc += SIMD8<Double>(x) * SIMD8<Double>(y)
+            s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
             i += 8
         }
-        var s = acc.sum()
-        while i < n { s += Double(a[i]) * Double(b[i]); i += 1 }
-        return Float(s)
+        var s = ((s0 + s1) + (s2 + s3)).sum()
+        while i < n { s += a[i] * b[i]; i += 1 }
+        return s
     }
 
     func rmsNorm(_ x: [Float], tokens t: Int, _ w: [Float]) -> [Float] {
