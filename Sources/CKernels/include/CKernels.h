@@ -43,6 +43,10 @@ void ckpt_ct_scales(const float *src, size_t rows, size_t cols, size_t group, in
 /// compressed-tensors pack-quantized bytes (q + 128, rows padded with 0 to a multiple of 4). `stats` as above.
 void ckpt_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint8_t *packed, double *stats);
 
+/// y[t·ldy + r] = Σ_c x[t·cols + c] · w[r·cols + c] (t < T, r < rows), w fp16 (w_f16 = 1, converted on the fly)
+/// or f32; register-blocked 4 rows × 4 tokens with FMA.
+void ckpt_matmul(const float *x, size_t T, const void *w, int w_f16, size_t rows, size_t cols, float *y, size_t ldy);
+
 /// Scalar helpers (portable, used by tests and by tails).
 float ckpt_f16_to_f32_scalar(uint16_t h);
 uint16_t ckpt_f32_to_f16_scalar(float f);

@@ -67,6 +67,12 @@ public enum Kernels {
         ckpt_ct_pack(src, rows, cols, group, ctDType(dtype), dst.assumingMemoryBound(to: UInt8.self), stats)
     }
 
+    /// y[t·ldy + r] = x[t] · w[r] for `tokens` rows of x and `rows` rows of w (f16 or f32), blocked FMA kernel.
+    public static func matmul(_ x: UnsafePointer<Float>, tokens: Int, _ w: UnsafeRawPointer, f16: Bool, rows: Int, cols: Int,
+                              _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+        ckpt_matmul(x, tokens, w, f16 ? 1 : 0, rows, cols, y, ldy)
+    }
+
     public static func f16ToF32(_ h: UInt16) -> Float { ckpt_f16_to_f32_scalar(h) }
     public static func f32ToF16(_ f: Float) -> UInt16 { ckpt_f32_to_f16_scalar(f) }
     public static func bf16ToF32(_ h: UInt16) -> Float { ckpt_bf16_to_f32_scalar(h) }

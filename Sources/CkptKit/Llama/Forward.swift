@@ -42,6 +42,7 @@ public final class LlamaModel {
 
     /// Y[t, r] = Σ_c X[t, c] · W[r, c] for T tokens, W read in blocks of rows and split across the cores.
     func matmul(_ x: [Float], tokens t: Int, _ w: Matrix) -> [Float] {
+        let t_ = t
         var y = [Float](repeating: 0, count: t * w.rows)
         let block = 32
         let nBlocks = (w.rows + block - 1) / block
@@ -51,6 +52,14 @@ public final class LlamaModel {
                 let (xa, ya) = (Int(bitPattern: xb.baseAddress!), Int(bitPattern: yb.baseAddress!))
                 Parallel.forEach(nBlocks) { b in
                     let r0 = b * block, r1 = min(rows, r0 + block)
+                    // f16 and f32 weights go straight into the blocked FMA kernel (converted in registers).
+                    if case .dense(let t) = w.storage, t.info.dtype == .F16 || t.info.dtype == .F32 {
+                        let sz = t.info.dtype.size
+                        let wp = t.bytes((r0 * cols * sz)..<(r1 * cols * sz)).baseAddress!
+                        Kernels.matmul(UnsafePointer<Float>(bitPattern: xa)!, tokens: t_, wp, f16: t.info.dtype == .F16,
+                                       rows: r1 - r0, cols: cols, UnsafeMutablePointer<Float>(bitPattern: ya)! + r0, ldy: rows)
+                        return true
+                    }
                     let buf = UnsafeMutablePointer<Float>.allocate(capacity: (r1 - r0) * cols)
                     defer { buf.deallocate() }
                     w.rows(r0, r1, into: buf)
