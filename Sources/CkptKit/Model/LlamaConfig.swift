@@ -52,6 +52,13 @@ public struct LlamaConfig: Sendable, Equatable {
     /// The raw JSON, kept so that rewriting config.json changes only what ckpt means to change.
     public var json: JSON
 
+    /// Any small JSON side file (config, tokenizer_config, tokenizer.json), size-limited.
+    public static func readJSON(_ path: String) throws -> JSON {
+        let file = try MappedFile(path: path)
+        guard file.size <= 64 << 20 else { throw ConfigError.unreadable(file: path, detail: "larger than 64 MiB") }
+        do { return try JSONParser.parse(file.all) } catch { throw ConfigError.unreadable(file: path, detail: error.description) }
+    }
+
     public static func read(path: String) throws -> LlamaConfig {
         let file = try MappedFile(path: path)
         guard file.size <= 16 << 20 else { throw ConfigError.unreadable(file: path, detail: "larger than 16 MiB") }

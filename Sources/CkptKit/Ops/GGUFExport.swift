@@ -39,7 +39,8 @@ public enum GGUFExport {
     static func plan(model: ModelFolder, config: LlamaConfig, outType: DType) -> (plan: [PlannedTensor], notes: [String]) {
         var out: [PlannedTensor] = []
         var notes: [String] = []
-        for t in model.tensors {
+        // The converter's order: shard files in index order, each file's tensors in its own (sorted) order.
+        for t in model.weightFiles.flatMap(\.tensors) {
             guard let name = ggufName(t.name), t.info.dtype.isFloat else { continue }
             var rows: RowPermutation?
             if t.name.hasSuffix("self_attn.q_proj.weight") || t.name.hasSuffix("self_attn.k_proj.weight") {
@@ -65,10 +66,12 @@ public enum GGUFExport {
     }
 
     /// llama.* and tokenizer metadata in the converter's order and value types.
-    static func metadata(model: ModelFolder, config: LlamaConfig, outType: DType) throws -> [(String, GGUFValue)] {
+    static func metadata(model: ModelFolder, config: LlamaConfig, outType: DType, parameters: Int) throws -> [(String, GGUFValue)] {
         var kv: [(String, GGUFValue)] = [
             ("general.architecture", .string("llama")),
             ("general.type", .string("model")),
+            ("general.name", .string(modelName(model.isSingleFile ? Path.parent(model.inputPath) : model.folder))),
+            ("general.size_label", .string(sizeLabel(parameters))),
             ("llama.block_count", .uint32(UInt32(config.numHiddenLayers))),
             ("llama.context_length", .uint32(UInt32(config.maxPositionEmbeddings ?? 2048))),
             ("llama.embedding_length", .uint32(UInt32(config.hiddenSize))),
@@ -92,6 +95,23 @@ public enum GGUFExport {
         kv.append(("general.quantization_version", .uint32(2)))
         kv += try tokenizerMetadata(model: model, config: config)
         return kv
+    }
+
+    /// gguf-py's name heuristic for a plain folder name: separators to spaces, words capitalised ("tiny-llama" →
+    /// "Tiny Llama"). (The converter also parses size/version/fine-tune parts out of hub-style names; not done.)
+    static func modelName(_ folder: String) -> String {
+        var name = Path.baseName(folder)
+        if name == "." || name.isEmpty, let real = Sys.realPath(folder) { name = Path.baseName(real) }
+        return name.split(whereSeparator: { $0 == "-" || $0 == "_" }).map { w in w.prefix(1).uppercased() + w.dropFirst() }
+            .joined(separator: " ")
+    }
+
+    /// gguf-py `model_weight_count_rounded_notation`: K/M/B/T with at least two significant digits ("227K", "6.7B").
+    static func sizeLabel(_ n: Int) -> String {
+        let v = Double(n)
+        let (scaled, suffix): (Double, String) = v > 1e12 ? (v * 1e-12, "T") : v > 1e9 ? (v * 1e-9, "B") : v > 1e6 ? (v * 1e-6, "M") : (v * 1e-3, "K")
+        let digits = String(Int(scaled.rounded())).drop(while: { $0 == "0" }).count
+        return Format.fixed(scaled, max(2 - digits, 0)) + suffix
     }
 
     /// `tokenizer.ggml.*` from tokenizer.model (SentencePiece), padded to vocab_size as the converter does.
@@ -121,6 +141,21 @@ public enum GGUFExport {
         if let b = config.bosTokenID { kv.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(b)))) }
         if let e = config.eosTokenID { kv.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(e)))) }
         if let u = sp.pieces.firstIndex(where: { $0.type == .unknown }) { kv.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(u)))) }
+        // add_bos / add_eos as gguf-py's SpecialVocab finds them: tokenizer_config.json first, else the
+        // TemplateProcessing post-processor of tokenizer.json (which yields add_bos and add_sep).
+        let cfg = model.sideFiles.contains("tokenizer_config.json") ? try? LlamaConfig.readJSON(model.path(of: "tokenizer_config.json")) : nil
+        if let b = cfg?["add_bos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_bos_token", .bool(b))) }
+        if let e = cfg?["add_eos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_eos_token", .bool(e))) }
+        if cfg?["add_bos_token"]?.boolValue == nil, model.sideFiles.contains("tokenizer.json"),
+           let tj = try? LlamaConfig.readJSON(model.path(of: "tokenizer.json")), let pp = tj["post_processor"],
+           pp["type"]?.stringValue == "TemplateProcessing", let single = pp["single"]?.arrayValue {
+            let bosPiece = config.bosTokenID.flatMap { $0 < sp.pieces.count ? sp.pieces[$0].piece : nil }
+            let first = single.first?["SpecialToken"]?["id"]?.stringValue
+            kv.append(("tokenizer.ggml.add_bos_token", .bool(first != nil && first == bosPiece)))
+            let pair = pp["pair"]?.arrayValue ?? []
+            let middle = pair.count > 2 ? pair.dropFirst().dropLast().contains { $0["SpecialToken"] != nil && $0["SpecialToken"]?["id"]?.stringValue != bosPiece } : false
+            kv.append(("tokenizer.ggml.add_sep_token", .bool(middle)))
+        }
         return kv
     }
 
@@ -133,7 +168,7 @@ public enum GGUFExport {
         }
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
         let (plan, notes) = plan(model: model, config: config, outType: outType)
-        let meta = try metadata(model: model, config: config, outType: outType)
+        let meta = try metadata(model: model, config: config, outType: outType, parameters: plan.reduce(0) { $0 + $1.info.elementCount })
         let folderPath = Path.parent(output)
         let headerBytes = GGUFWriter.header(metadata: meta, tensors: plan.map(\.info), alignment: GGUFFile.defaultAlignment).count
         try PlanChecks.checkSpace(folder: folderPath, bytes: headerBytes + plan.reduce(0) { $0 + $1.info.byteCount + 32 })

@@ -173,7 +173,7 @@ public enum Quantize {
     }
 
     /// config.json with compressed-tensors' `quantization_config`, as the library's `update_config` writes it
-    /// (`json.dumps(indent=2, sort_keys=True)`).
+    /// (`json.dump(indent=2, sort_keys=True)`, no trailing newline).
     static func compressedTensorsConfig(_ config: JSON, scheme: Scheme, ignore: [String]) -> String {
         let (strategy, groupSize): (String, JSON) = switch scheme {
         case .int8Channel: ("channel", .null)
@@ -201,6 +201,6 @@ public enum Quantize {
         ])
         var members = config.objectMembers ?? []
         Delta.set(&members, "quantization_config", block)
-        return JSONWriter.python(.object(members)) + "\n"
+        return JSONWriter.python(.object(members))  // the library writes no trailing newline
     }
 }
