@@ -71,5 +71,10 @@ crosscheck: release
 	@test -x $(PYTHON) || { echo "run 'make fixtures-env' first"; exit 1; }
 	$(PYTHON) Fixtures/crosscheck.py --ckpt $(CKPT_REL) --out .build/crosscheck
 
+# libFuzzer + ASan over every parser (safetensors, zip, pickle, torch, gguf, sentencepiece, json), seeded from the
+# fixtures; FUZZ_RUNS (1,000,000) / FUZZ_SECONDS (600) per target.
+fuzz: deps
+	bash Benchmarks/fuzz.sh
+
 clean:
 	rm -rf .build

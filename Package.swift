@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
+import Foundation
 
 // ckpt: LLaMA-family checkpoint weights — apply/make deltas, convert, quantize, checksum, verify.
 //
@@ -41,3 +42,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The libFuzzer target (no main: libFuzzer provides it) exists only for `make fuzz`, which sets CKPT_FUZZ=1 and builds
+// with --sanitize=fuzzer,address; a plain `swift build` would fail to link it.
+if ProcessInfo.processInfo.environment["CKPT_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(name: "ckpt-fuzz", dependencies: ["CkptKit"], path: "Sources/ckpt-fuzz"))
+}

@@ -22,6 +22,23 @@ public final class MappedFile: @unchecked Sendable {
         isWritable = false
     }
 
+    /// A read-only "mapping" of bytes held in memory (a private copy): for fuzzing and tests of the parsers.
+    public init(copying bytes: UnsafeRawBufferPointer, path: String) {
+        self.path = path
+        size = bytes.count
+        if bytes.isEmpty {
+            base = nil
+        } else {
+            let p = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+            p.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            base = UnsafeRawPointer(p)
+        }
+        isWritable = false
+        ownsMemory = true
+    }
+
+    private var ownsMemory = false
+
     /// Maps an open descriptor (the caller keeps ownership of it); `writable` maps it shared read-write, for
     /// temporary files that ckpt fills itself.
     public init(fd: Int32, displayPath: String, writable: Bool) throws {
@@ -46,7 +63,9 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
-        if let base { Sys.unmap(base, size: size) }
+        if let base {
+            if ownsMemory { UnsafeMutableRawPointer(mutating: base).deallocate() } else { Sys.unmap(base, size: size) }
+        }
     }
 
     /// A view of `range` (no copy). Returns nil when the range is not inside the file.
@@ -65,14 +84,14 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Drops the pages wholly inside `range` from this process's resident set (data stays in the page cache).
     public func release(_ range: Range<Int>) {
-        guard let base, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
+        guard let base, !ownsMemory, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
         Sys.advise(base + range.lowerBound, size: range.count, .dontNeed)
     }
 
     /// Maps `range` now, in one call, just before it is used: page-faulting a streamed file one 4 KiB page at a time costs more than the
     /// copying and arithmetic done on it (measured: apply-delta 1.9× the I/O floor with faults, see `make bench`).
     public func prefetch(_ range: Range<Int>) {
-        guard let base, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
+        guard let base, !ownsMemory, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
         Sys.advise(base + range.lowerBound, size: range.count, .populate)
     }
 }
