@@ -3,6 +3,11 @@ import CkptKit
 
 @main
 struct Ckpt: ParsableCommand {
+    static func main() {
+        Sys.ignoreFileSizeSignal()
+        Self.main(nil)
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "ckpt",
         abstract: "LLaMA-family checkpoint weights: inspect, checksum, convert, apply deltas — streaming, bounded memory.",

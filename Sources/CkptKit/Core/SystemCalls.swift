@@ -279,6 +279,10 @@ public enum Sys {
 
     public static func processID() -> Int32 { getpid() }
 
+    /// A write past RLIMIT_FSIZE (`ulimit -f`) raises SIGXFSZ, which kills the process by default; ignored, the write
+    /// fails with EFBIG instead and ckpt can clean up and say so.
+    public static func ignoreFileSizeSignal() { _ = signal(SIGXFSZ, SIG_IGN) }
+
     /// SIGKILL to this process (fault-injection tests only).
     public static func killSelf() { _ = kill(getpid(), SIGKILL) }
 

@@ -175,6 +175,9 @@ public enum GGUFExport {
         if Sys.status(output) != nil && !overwrite {
             throw OutputError.targetHasOutput(path: output, command: "an existing file; pass --overwrite to replace it")
         }
+        // Temp files of an earlier run of this output that was killed (".<name>.ckpt-tmp.<pid>"): ours, removed.
+        let prefix = "." + Path.baseName(output) + ".ckpt-tmp."
+        for n in (try? Sys.listDirectory(folderPath)) ?? [] where n.hasPrefix(prefix) { try? Sys.unlink(Path.join(folderPath, n)) }
         let progress = Progress(label: "gguf", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
         let engine = Engine(progress: progress)
         let writer = try GGUFWriter(metadata: meta, tensors: plan.map(\.info), output: AtomicOutputFile(path: output))
