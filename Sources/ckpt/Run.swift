@@ -28,7 +28,7 @@ struct Run: ParsableCommand {
             let maxTokens = min(weights.config.maxPositionEmbeddings ?? 4096, tok.encode(prompt).count + 1 + n)
             let gen = Generator(model: LlamaModel(weights: weights, maxTokens: max(maxTokens, 2)), tokenizer: tok)
             Sys.writeStdout(prompt)
-            let r = gen.run(prompt: prompt, maxNewTokens: n, temperature: temperature, seed: seed) { Sys.writeStdout($0) }
+            let r = try gen.run(prompt: prompt, maxNewTokens: n, temperature: temperature, seed: seed) { Sys.writeStdout($0) }
             Sys.writeStdout("\n")
             Sys.writeStderr("prefill: \(r.promptTokens) tokens, \(Format.fixed(Double(r.promptTokens) / max(r.prefillSeconds, 1e-9), 1)) tokens/s; "
                 + "generation: \(r.generated.count) tokens, \(Format.fixed(Double(r.generated.count) / max(r.generateSeconds, 1e-9), 1)) tokens/s\n")

@@ -9,7 +9,7 @@ import Testing
         let f = try Fx.json("expected/\(model)/forward.json")
         let ids = f["input_ids"]!.arrayValue!.map { $0.intValue! }
         let m = LlamaModel(weights: try LlamaWeights(model: ModelFolder(Fx.path(model))), maxTokens: 64)
-        let logits = m.forward(ids)
+        let logits = try m.forward(ids)
         let v = m.config.vocabSize
         let last = Array(logits[((ids.count - 1) * v)...])
         let want = f["last_logits"]!.arrayValue!.map { Float($0.doubleValue!) }
@@ -35,7 +35,7 @@ import Testing
         let f = try Fx.json("expected/\(model)/forward.json")
         let ids = f["input_ids"]!.arrayValue!.map { $0.intValue! }
         let m = LlamaModel(weights: try LlamaWeights(model: ModelFolder(folder)), maxTokens: 64)
-        let logits = m.forward(ids)
+        let logits = try m.forward(ids)
         let v = m.config.vocabSize
         return (Array(logits[((ids.count - 1) * v)...]), f["last_logits"]!.arrayValue!.map { Float($0.doubleValue!) })
     }
@@ -57,7 +57,7 @@ import Testing
         let folder = try ModelFolder(Fx.path(model))
         let tok = try #require(try Tokenizer.load(for: folder))
         let g = Generator(model: LlamaModel(weights: try LlamaWeights(model: folder), maxTokens: 64), tokenizer: tok)
-        let r = g.run(prompt: f["prompt"]!.stringValue!, maxNewTokens: 16)
+        let r = try g.run(prompt: f["prompt"]!.stringValue!, maxNewTokens: 16)
         var want = f["greedy_ids"]!.arrayValue!.map { $0.intValue! }
         if let eos = want.firstIndex(of: 2) { want = Array(want[...eos]) }
         #expect(r.generated == want)
@@ -105,7 +105,7 @@ import Testing
         let facts = try Fx.json("verify/expected.json")
         let ids = facts["forward_prompt_ids"]!.arrayValue!.map { $0.intValue! }
         let m = LlamaModel(weights: try LlamaWeights(model: ModelFolder(tmp.sub("bf16"))), maxTokens: 64)
-        let logits = m.forward(ids)
+        let logits = try m.forward(ids)
         let v = m.config.vocabSize
         let bf16Want = facts["bf16_source_last_logits"]!.arrayValue!.map { Float($0.doubleValue!) }
         #expect(zip(logits[((ids.count - 1) * v)...], bf16Want).map { abs($0 - $1) }.max()! <= 1e-4)

@@ -126,11 +126,11 @@ case "forward":
     for _ in 0..<2 {
         m.reset()
         let t0 = Sys.now()
-        var logits = m.forward(prompt)
+        var logits = try m.forward(prompt)
         let t1 = Sys.now()
         var next = Logits.argmax(logits[(31 * weights.config.vocabSize)...])
         for _ in 0..<32 {
-            logits = m.forward([next])
+            logits = try m.forward([next])
             next = Logits.argmax(logits[...])
         }
         bestPrefill = min(bestPrefill, t1 - t0)

@@ -132,10 +132,13 @@ public final class LlamaModel {
     // MARK: - The model
 
     /// Runs `tokens` (continuing from the cached positions) and returns logits for every one of them ([T, vocab]).
-    public func forward(_ tokens: [Int]) -> [Float] {
+    public func forward(_ tokens: [Int]) throws -> [Float] {
         let t = tokens.count, d = config.hiddenSize
         let start = position
-        precondition(start + t <= maxTokens, "ckpt: the KV cache holds \(maxTokens) tokens")
+        guard start + t <= maxTokens else { throw LlamaError.contextFull(capacity: maxTokens) }
+        guard tokens.allSatisfy({ $0 >= 0 && $0 < config.vocabSize }) else {
+            throw LlamaError.tokenOutOfRange(vocabulary: config.vocabSize)
+        }
         // h = embed_tokens[ids]
         var h = [Float](repeating: 0, count: t * d)
         h.withUnsafeMutableBufferPointer { hb in

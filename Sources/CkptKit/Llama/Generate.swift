@@ -70,13 +70,13 @@ public struct Generator {
     }
 
     public func run(prompt: String, maxNewTokens: Int, temperature: Double = 0, seed: UInt64 = 0,
-                    onText: ((String) -> Void)? = nil) -> Result {
+                    onText: ((String) -> Void)? = nil) throws -> Result {
         var ids = tokenizer.encode(prompt)
         if let bos = tokenizer.bosID { ids.insert(bos, at: 0) }
         model.reset()
         let vocab = model.config.vocabSize
         let t0 = Sys.now()
-        var logits = model.forward(Array(ids.prefix(model.maxTokens)))
+        var logits = try model.forward(Array(ids.prefix(model.maxTokens)))
         var last = Array(logits[((min(ids.count, model.maxTokens) - 1) * vocab)...])
         let t1 = Sys.now()
         var out: [Int] = []
@@ -99,7 +99,7 @@ public struct Generator {
             let text = tokenizer.decode(out, continuation: true)
             if text.count > shown.count, text.hasPrefix(shown) { onText?(String(text.dropFirst(shown.count))) }
             shown = text
-            logits = model.forward([next])
+            logits = try model.forward([next])
             last = logits
         }
         return Result(promptTokens: ids.count, generated: out, text: tokenizer.decode(out),

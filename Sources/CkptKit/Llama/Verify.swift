@@ -132,47 +132,54 @@ public struct Verification: Sendable {
                 add("inference", "reference model", .fail, e.description)
             }
         }
-        let sameKind = refModel != nil && Verification.kind(of: model) == Verification.kind(of: options.reference.flatMap { try? ModelFolder($0) })
-        for (label, text) in texts {
-            var ids = tok.encode(text)
-            if let b = tok.bosID { ids.insert(b, at: 0) }
-            ids = Array(ids.prefix(512))
-            let m = LlamaModel(weights: w, maxTokens: max(ids.count + 16, 2))
-            let logits = m.forward(ids)
-            let v = w.config.vocabSize
-            let nll = Logits.meanNLL(logits, tokens: ids, vocab: v)
-            let ppl = Double.exp(nll)
-            // Uniform guessing scores vocab_size; a trained model on plain text scores far below. Above a quarter of
-            // the vocabulary the weights are broken (a delta applied to the wrong base lands above the vocabulary).
-            let limit = Double(v) / Verification.perplexityFraction
-            add("inference", "perplexity (\(label))", ppl.isFinite && ppl <= limit ? .pass : .fail,
-                "\(Format.fixed(ppl, 3)) over \(ids.count) tokens (a trained model stays below \(Format.fixed(limit, 0)); uniform guessing: \(v))")
-            if let ref = refModel {
-                ref.reset()
-                let rl = ref.forward(ids)
-                var agree = 0, kl = 0.0, maxDelta: Float = 0
-                for t in 0..<ids.count {
-                    let a = logits[(t * v)..<((t + 1) * v)], b = rl[(t * v)..<((t + 1) * v)]
-                    if Logits.argmax(a) == Logits.argmax(b) { agree += 1 }
-                    let la = Logits.logSoftmax(a), lb = Logits.logSoftmax(b)
-                    for i in 0..<v { kl += Double.exp(lb[i]) * (lb[i] - la[i]) }
-                    for i in 0..<v { maxDelta = max(maxDelta, abs(a[a.startIndex + i] - b[b.startIndex + i])) }
-                }
-                let top1 = Double(agree) / Double(ids.count), meanKL = kl / Double(ids.count)
-                if sameKind {
-                    add("inference", "logits vs reference (\(label))", Double(maxDelta) <= options.maxLogitDelta ? .pass : .fail,
-                        "max |Δlogit| \(maxDelta) (threshold \(options.maxLogitDelta)); top-1 \(Format.fixed(top1 * 100, 1))%; mean KL \(Float(meanKL))")
-                } else {
-                    let ok = top1 >= options.minTop1 && meanKL <= options.maxMeanKL
-                    add("inference", "logits vs reference (\(label))", ok ? .pass : .fail,
-                        "top-1 agreement \(Format.fixed(top1 * 100, 1))% (≥ \(Format.fixed(options.minTop1 * 100, 0))%), mean KL \(Float(meanKL)) (≤ \(options.maxMeanKL)); max |Δlogit| \(maxDelta)")
+        do {
+            let sameKind = refModel != nil && Verification.kind(of: model) == Verification.kind(of: options.reference.flatMap { try? ModelFolder($0) })
+            for (label, text) in texts {
+                var ids = tok.encode(text)
+                if let b = tok.bosID { ids.insert(b, at: 0) }
+                ids = Array(ids.prefix(512))
+                let m = LlamaModel(weights: w, maxTokens: max(ids.count + 16, 2))
+                let logits = try m.forward(ids)
+                let v = w.config.vocabSize
+                let nll = Logits.meanNLL(logits, tokens: ids, vocab: v)
+                let ppl = Double.exp(nll)
+                // Uniform guessing scores vocab_size; a trained model on plain text scores far below. Above a quarter of
+                // the vocabulary the weights are broken (a delta applied to the wrong base lands above the vocabulary).
+                let limit = Double(v) / Verification.perplexityFraction
+                add("inference", "perplexity (\(label))", ppl.isFinite && ppl <= limit ? .pass : .fail,
+                    "\(Format.fixed(ppl, 3)) over \(ids.count) tokens (a trained model stays below \(Format.fixed(limit, 0)); uniform guessing: \(v))")
+                if let ref = refModel {
+                    ref.reset()
+                    let rl = try ref.forward(ids)
+                    var agree = 0, kl = 0.0, maxDelta: Float = 0
+                    for t in 0..<ids.count {
+                        let a = logits[(t * v)..<((t + 1) * v)], b = rl[(t * v)..<((t + 1) * v)]
+                        if Logits.argmax(a) == Logits.argmax(b) { agree += 1 }
+                        let la = Logits.logSoftmax(a), lb = Logits.logSoftmax(b)
+                        for i in 0..<v { kl += Double.exp(lb[i]) * (lb[i] - la[i]) }
+                        for i in 0..<v { maxDelta = max(maxDelta, abs(a[a.startIndex + i] - b[b.startIndex + i])) }
+                    }
+                    let top1 = Double(agree) / Double(ids.count), meanKL = kl / Double(ids.count)
+                    if sameKind {
+                        add("inference", "logits vs reference (\(label))", Double(maxDelta) <= options.maxLogitDelta ? .pass : .fail,
+                            "max |Δlogit| \(maxDelta) (threshold \(options.maxLogitDelta)); top-1 \(Format.fixed(top1 * 100, 1))%; mean KL \(Float(meanKL))")
+                    } else {
+                        let ok = top1 >= options.minTop1 && meanKL <= options.maxMeanKL
+                        add("inference", "logits vs reference (\(label))", ok ? .pass : .fail,
+                            "top-1 agreement \(Format.fixed(top1 * 100, 1))% (≥ \(Format.fixed(options.minTop1 * 100, 0))%), mean KL \(Float(meanKL)) (≤ \(options.maxMeanKL)); max |Δlogit| \(maxDelta)")
+                    }
                 }
             }
+            let g = Generator(model: LlamaModel(weights: w, maxTokens: 64), tokenizer: tok)
+            let r = try g.run(prompt: options.prompt ?? "The", maxNewTokens: 16)
+            continuation = r.text
+            add("inference", "greedy continuation", .pass, "\"\(r.text.prefix(60))\"")
+    
+        } catch let e as CkptError {
+            add("inference", "forward pass", .fail, e.description)
+        } catch {
+            add("inference", "forward pass", .fail, "\(error)")
         }
-        let g = Generator(model: LlamaModel(weights: w, maxTokens: 64), tokenizer: tok)
-        let r = g.run(prompt: options.prompt ?? "The", maxNewTokens: 16)
-        continuation = r.text
-        add("inference", "greedy continuation", .pass, "\"\(r.text.prefix(60))\"")
     }
 
     /// "dense <dtype>", "compressed-tensors", "gguf <types>": models of the same kind must agree to 1e-3.

@@ -4,9 +4,13 @@ public enum LlamaError: CkptError, Equatable {
     case badShape(tensor: String, expected: [Int], actual: [Int])
     case unsupportedWeight(tensor: String, detail: String)
     case missingConfig(model: String)
+    case contextFull(capacity: Int)
+    case tokenOutOfRange(vocabulary: Int)
 
     public var code: String {
         switch self {
+        case .contextFull: "llamaContextFull"
+        case .tokenOutOfRange: "llamaTokenOutOfRange"
         case .missingWeight: "llamaMissingWeight"
         case .badShape: "llamaBadShape"
         case .unsupportedWeight: "llamaUnsupportedWeight"
@@ -20,6 +24,8 @@ public enum LlamaError: CkptError, Equatable {
         case let .badShape(t, e, a): "tensor '\(t)': shape \(a), the config says \(e)"
         case let .unsupportedWeight(t, d): "tensor '\(t)': \(d)"
         case let .missingConfig(m): "\(m): no config.json and no GGUF metadata to read the hyper-parameters from"
+        case let .contextFull(c): "the KV cache holds \(c) tokens; the text is longer"
+        case let .tokenOutOfRange(v): "a token id is outside the model's \(v)-token vocabulary (tokenizer and model disagree)"
         }
     }
 }
