@@ -87,3 +87,22 @@ import Testing
         #expect(n > 50)
     }
 }
+
+/// Regression inputs from `make fuzz` (Fixtures/fuzz): each ends in its named error.
+@Suite struct FuzzRegressionTests {
+    @Test func everyFuzzFindingGivesItsNamedError() throws {
+        let cases = try #require(try Fx.json("fuzz/expected.json")["files"]?.objectMembers)
+        for (name, c) in cases {
+            let path = Fx.path("fuzz/" + name)
+            let got = errorCode {
+                switch c["target"]?.stringValue {
+                case "zip": _ = try ZipArchive(path: path)
+                case "gguf": _ = try GGUFFile(path: path)
+                case "sentencepiece": _ = try SentencePieceModel.read(path: path)
+                default: _ = try FormatDetection.openWeights(path)
+                }
+            }
+            #expect(got == c["error"]?.stringValue, "\(name)")
+        }
+    }
+}

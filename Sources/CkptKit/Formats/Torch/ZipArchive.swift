@@ -61,7 +61,7 @@ public final class ZipArchive: Sendable {
         // 2. ZIP64: a locator right before the EOCD points at the ZIP64 EOCD record.
         if eocd >= 20 && Self.u32(all, eocd - 20) == 0x07064B50 {
             let recordOffset64 = Self.u64(all, eocd - 20 + 8)
-            guard recordOffset64 <= UInt64(size - 56), Self.u32(all, Int(recordOffset64)) == 0x06064B50 else {
+            guard size >= 56, recordOffset64 <= UInt64(size - 56), Self.u32(all, Int(recordOffset64)) == 0x06064B50 else {
                 throw .invalidZip64(file: path, detail: "the locator points outside the file or at no record")
             }
             let r = Int(recordOffset64)
