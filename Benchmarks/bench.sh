@@ -120,17 +120,17 @@ done
 fi
 
 if want quantize; then
-echo "== quantize a 1.1 GB model end to end (fsync on; floor: read input + write and fsync the output's size)"
-src="$DIR/bin-1.1GB"
-[ -f "$src/.ckpt-journal.json" ] || { rm -rf "$src"; $GEN gen "$src" 1.1GB 3 bin; }
-cat "$src"/*.bin > /dev/null
+echo "== quantize the generated 1B f16 LLaMA (1.9 GB) end to end (fsync on; floor: read input + write and fsync the output's size)"
+src="$DIR/llama-1b"
+[ -f "$src/.ckpt-journal.json" ] || { rm -rf "$src"; $GEN gen-llama "$src"; }
+cat "$src"/*.safetensors > /dev/null
 for scheme in q8_0 int8-channel; do
   if [ "$scheme" = q8_0 ]; then out="$DIR/quant.gguf"; else out="$DIR/quant-ct"; fi
   rm -rf "$out"; $CKPT quantize "$src" "$out" --scheme $scheme > /dev/null
   bytes_out=$(du -cb "$out" | tail -1 | cut -f1)
   rss=$(rm -rf "$out"; rss_kb $CKPT quantize "$src" "$out" --scheme $scheme)
   read -r q floor < <(paired_us "rm -rf '$out'; $CKPT quantize '$src' '$out' --scheme $scheme > /dev/null" \
-    "rm -f '$DIR/floor.out'; cat '$src'/*.bin > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
+    "rm -f '$DIR/floor.out'; cat '$src'/*.safetensors > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
   echo "  $scheme: ckpt $(awk -v u=$q 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $q $floor)× (goal ≤ 1.5×), peak RSS $rss KB"
   rm -rf "$out" "$DIR/floor.out"
 done
