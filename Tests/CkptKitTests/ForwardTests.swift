@@ -139,3 +139,36 @@ import Testing
         #expect(truncated.status == 1 && truncated.stdout.contains("files parse") && truncated.stdout.contains("truncated"))
     }
 }
+
+/// bf16 sources of both models and the int8 outputs of the reference tools: logits within 1e-4 of transformers'
+/// float32 logits for the same (dequantized) weights — this pins dequantization exactly.
+@Suite struct DequantizedForwardTests {
+    static func lastLogits(_ path: String) throws -> [Float] {
+        let facts = try Fx.json("verify/expected.json")
+        let ids = facts["forward_prompt_ids"]!.arrayValue!.map { $0.intValue! }
+        let m = LlamaModel(weights: try LlamaWeights(model: ModelFolder(path)), maxTokens: 64)
+        let logits = try m.forward(ids)
+        return Array(logits[((ids.count - 1) * m.config.vocabSize)...])
+    }
+
+    static func expectClose(_ got: [Float], _ want: JSON?, _ label: String) throws {
+        let w = try #require(want?.arrayValue, "\(label): no reference").map { Float($0.doubleValue!) }
+        #expect(got.count == w.count)
+        let d = zip(got, w).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(d <= 1e-4, "\(label): max |Δlogit| \(d)")
+    }
+
+    @Test(arguments: ["tiny-llama", "tiny-llama-gqa"])
+    func bf16Sources(model: String) throws {
+        let tmp = TempDir()
+        #expect(try CLI.run(["convert", Fx.path(model), tmp.sub("bf16"), "--dtype", "bf16"]).status == 0)
+        try Self.expectClose(try Self.lastLogits(tmp.sub("bf16")), try Fx.json("verify/expected.json")["bf16_source_last_logits_by_model"]?[model], model)
+    }
+
+    @Test(arguments: ["ct/tiny-llama-channel", "ct/tiny-llama-group32", "ct/tiny-llama-gqa-channel", "ct/tiny-llama-gqa-group32",
+                      "gguf/tiny-llama-q8_0", "gguf/tiny-llama-gqa-q8_0"])
+    func int8OutputsOfTheReferenceTools(name: String) throws {
+        let path = Fx.path("quant/" + name + (name.hasPrefix("gguf") ? ".gguf" : ""))
+        try Self.expectClose(try Self.lastLogits(path), try Fx.json("verify/expected.json")["dequantized_last_logits"]?[name], name)
+    }
+}
