@@ -135,6 +135,7 @@ void ckpt_ct_scales(const float *src, size_t rows, size_t cols, size_t group, in
 // rounding to fp16 (RNE, exactly the scalar rnd), clamp, round half to even, + 128.
 CKPT_AVX2 static void ct_pack_f16_avx2(const float *w, size_t n, float s, uint8_t *out, double *stats) {
     size_t j = 0;
+    __m256d sw = _mm256_setzero_pd(), se = _mm256_setzero_pd(), me = _mm256_setzero_pd();
     const __m256 vs = _mm256_set1_ps(s), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
     for (; j + 8 <= n; j += 8) {
         __m256 x = _mm256_loadu_ps(w + j);
@@ -145,18 +146,25 @@ CKPT_AVX2 static void ct_pack_f16_avx2(const float *w, size_t n, float s, uint8_
         int32_t tmp[8];
         _mm256_storeu_si256((__m256i *)tmp, qi);
         for (int k = 0; k < 8; k++) out[j + k] = (uint8_t)tmp[k];
-        if (stats) {
+        if (stats) {  // err = rnd(q·s) − w, exact in f64 lanes
             __m256 dq = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(q, vs), _MM_FROUND_TO_NEAREST_INT));
-            float d[8], xs[8];
-            _mm256_storeu_ps(d, dq);
-            _mm256_storeu_ps(xs, x);
-            for (int k = 0; k < 8; k++) {
-                double e = (double)d[k] - (double)xs[k];
-                stats[0] += (double)xs[k] * (double)xs[k];
-                stats[1] += e * e;
-                if (fabs(e) > stats[2]) stats[2] = fabs(e);
-            }
+            __m256d dlo = _mm256_cvtps_pd(_mm256_castps256_ps128(dq)), dhi = _mm256_cvtps_pd(_mm256_extractf128_ps(dq, 1));
+            __m256d xlo = _mm256_cvtps_pd(_mm256_castps256_ps128(x)), xhi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+            __m256d elo = _mm256_sub_pd(dlo, xlo), ehi = _mm256_sub_pd(dhi, xhi);
+            sw = _mm256_fmadd_pd(xlo, xlo, _mm256_fmadd_pd(xhi, xhi, sw));
+            se = _mm256_fmadd_pd(elo, elo, _mm256_fmadd_pd(ehi, ehi, se));
+            const __m256d absd = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+            me = _mm256_max_pd(me, _mm256_max_pd(_mm256_and_pd(elo, absd), _mm256_and_pd(ehi, absd)));
         }
+    }
+    if (stats) {
+        double a[4], b[4], m[4];
+        _mm256_storeu_pd(a, sw);
+        _mm256_storeu_pd(b, se);
+        _mm256_storeu_pd(m, me);
+        stats[0] += a[0] + a[1] + a[2] + a[3];
+        stats[1] += b[0] + b[1] + b[2] + b[3];
+        for (int k = 0; k < 4; k++) if (m[k] > stats[2]) stats[2] = m[k];
     }
     for (; j < n; j++) {
         float v = rnd(w[j] / s, 1);
