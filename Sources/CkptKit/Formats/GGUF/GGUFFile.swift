@@ -103,31 +103,30 @@ public final class GGUFFile: WeightFile {
         file.release(0..<min(file.size, start))
     }
 
-    /// Bounds-checked little-endian reading of the header.
+    /// The core's bounds-checked `ByteReader`, with each short read turned into GGUF's named error.
     struct Reader {
-        let bytes: UnsafeRawBufferPointer
+        private var r: ByteReader
         let path: String
-        var offset = 0
-        var remaining: Int { bytes.count - offset }
+        var offset: Int { r.offset }
+        var remaining: Int { r.remaining }
 
         init(bytes: UnsafeRawBufferPointer, path: String) {
-            self.bytes = bytes
+            r = ByteReader(bytes)
             self.path = path
         }
 
         mutating func take<T: FixedWidthInteger>(_: T.Type, _ what: String) throws -> T {
-            guard MemoryLayout<T>.size <= remaining else { throw GGUFError.truncated(file: path, offset: offset, what: what) }
-            defer { offset += MemoryLayout<T>.size }
-            return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+            guard let v = r.read(T.self) else { throw GGUFError.truncated(file: path, offset: offset, what: what) }
+            return v
         }
         mutating func u32(_ what: String) throws -> UInt32 { try take(UInt32.self, what) }
         mutating func u64(_ what: String) throws -> UInt64 { try take(UInt64.self, what) }
 
         mutating func string(_ what: String) throws -> String {
             let n = try u64(what)
-            guard n <= UInt64(remaining) else { throw GGUFError.truncated(file: path, offset: offset, what: what) }
-            let b = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + Int(n))])
-            offset += Int(n)
+            guard n <= UInt64(remaining), let b = r.readBytes(Int(n)) else {
+                throw GGUFError.truncated(file: path, offset: offset, what: what)
+            }
             return String(decoding: b, as: UTF8.self)
         }
 
