@@ -30,27 +30,13 @@ public enum Convert {
         // Plan everything before writing anything.
         let plan = model.tensors.map { PlannedTensor.converting($0, to: options.dtype) }
         let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize, format: options.format)
-        let sideFiles = model.sideFiles
-        var configText: String?
-        if let dtype = options.dtype, sideFiles.contains("config.json"), let c = try model.config() {
-            configText = rewriteDType(c.json, to: dtype)
+        var sideFiles = model.sideFiles.map { SideFile.copy($0, from: model.path(of: $0)) }
+        if let dtype = options.dtype, let c = try model.config(), let i = sideFiles.firstIndex(where: { $0.name == "config.json" }) {
+            sideFiles[i] = .text("config.json", rewriteDType(c.json, to: dtype))
         }
-        let sideBytes = sideFiles.reduce(0) { $0 + (Sys.status(model.path(of: $1))?.size ?? 0) }
-        try PlanChecks.checkSpace(folder: output, bytes: layout.totalFileBytes() + sideBytes)
-
-        let folder = try OutputFolder(path: output, command: command, inputs: [model.inputPath], overwrite: options.overwrite)
-        let progress = Progress(label: "convert", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
-        let engine = Engine(progress: progress)
-        try engine.write(plan, layout: layout, into: folder)
-        for name in sideFiles {
-            if name == "config.json", let configText {
-                try folder.writeSmallFile(name, contents: configText)
-            } else {
-                try folder.copyFile(from: model.path(of: name), as: name)
-            }
-        }
-        progress.finish()
-        try folder.complete()
+        let (folder, _) = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, to: output, command: command,
+                                                inputs: [model.inputPath], overwrite: options.overwrite, label: "convert",
+                                                showProgress: showProgress)
         return Summary(files: folder.journal.files.map { ($0.0, $0.1.sha256) }, tensors: plan.count,
                        bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start)
     }
@@ -65,17 +51,12 @@ public enum Convert {
         let plan = try meta.plan(dtype: options.dtype)
         let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize, format: options.format)
         let outType = plan.first?.info.dtype ?? .F16
-        let config = meta.configText(dtype: outType, llamaVersion: llamaVersion)
-        try PlanChecks.checkSpace(folder: output, bytes: layout.totalFileBytes() + (meta.tokenizerPath.flatMap { Sys.status($0)?.size } ?? 0))
-
-        let folder = try OutputFolder(path: output, command: command, inputs: [source], overwrite: options.overwrite)
-        let progress = Progress(label: "convert", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
-        try Engine(progress: progress).write(plan, layout: layout, into: folder)
-        try folder.writeSmallFile("config.json", contents: config)
-        try folder.writeSmallFile("generation_config.json", contents: meta.generationConfigText)
-        if let tok = meta.tokenizerPath { try folder.copyFile(from: tok, as: "tokenizer.model") }
-        progress.finish()
-        try folder.complete()
+        var sideFiles: [SideFile] = [.text("config.json", meta.configText(dtype: outType, llamaVersion: llamaVersion)),
+                                     .text("generation_config.json", meta.generationConfigText)]
+        if let tok = meta.tokenizerPath { sideFiles.append(.copy("tokenizer.model", from: tok)) }
+        let (folder, _) = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, to: output, command: command,
+                                                inputs: [source], overwrite: options.overwrite, label: "convert",
+                                                showProgress: showProgress)
         return Summary(files: folder.journal.files.map { ($0.0, $0.1.sha256) }, tensors: plan.count,
                        bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start)
     }

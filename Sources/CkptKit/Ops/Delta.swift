@@ -228,21 +228,10 @@ extension Delta {
                    strict: options.strict, summary: &summary)
         let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize, format: options.format)
         let side = try sideFiles(config: configFrom, tokenizer: tokenizerFrom, plan: plan, dtype: dtype, summary: &summary)
-        try PlanChecks.checkSpace(folder: output, bytes: layout.totalFileBytes() + side.reduce(0) { $0 + $1.bytes })
-
-        let folder = try OutputFolder(path: output, command: command, inputs: [primary.inputPath, secondary.inputPath],
-                                      overwrite: options.overwrite)
+        let (folder, _) = try ModelOutput.write(plan, layout: layout, sideFiles: side, to: output, command: command,
+                                                inputs: [primary.inputPath, secondary.inputPath], overwrite: options.overwrite,
+                                                label: subtract ? "make-delta" : "apply-delta", showProgress: showProgress)
         let total = plan.reduce(0) { $0 + $1.info.byteCount }
-        let progress = Progress(label: subtract ? "make-delta" : "apply-delta", total: total, enabled: showProgress)
-        try Engine(progress: progress).write(plan, layout: layout, into: folder)
-        for f in side {
-            switch f.content {
-            case .copy(let path): try folder.copyFile(from: path, as: f.name)
-            case .text(let text): try folder.writeSmallFile(f.name, contents: text)
-            }
-        }
-        progress.finish()
-        try folder.complete()
         summary.tensors = plan.count
         summary.bytes = total
         summary.reused = folder.reused
@@ -257,9 +246,6 @@ extension Delta {
         return m.tensors.first { $0.info.dtype.isFloat }?.info.dtype ?? .F16
     }
 
-    enum SideContent { case copy(String), text(String) }
-    struct SideFile { let name: String; let content: SideContent; let bytes: Int }
-
     /// config.json and generation_config.json from `config` (config made true to the output: vocab_size and dtype),
     /// tokenizer files from `tokenizer`; for a v0 result, `[PAD]` added so tokenizer and model agree.
     static func sideFiles(config: ModelFolder, tokenizer: ModelFolder, plan: [PlannedTensor], dtype: DType,
@@ -272,11 +258,11 @@ extension Delta {
             let key = members.contains { $0.0 == "dtype" } ? "dtype" : "torch_dtype"
             set(&members, key, .string(dtype.torchName ?? "float16"))
             let text = JSONWriter.python(.object(members)) + "\n"
-            files.append(SideFile(name: "config.json", content: .text(text), bytes: text.utf8.count))
+            files.append(.text("config.json", text))
         }
         if config.sideFiles.contains("generation_config.json") {
             let p = config.path(of: "generation_config.json")
-            files.append(SideFile(name: "generation_config.json", content: .copy(p), bytes: Sys.status(p)?.size ?? 0))
+            files.append(.copy("generation_config.json", from: p))
         }
         var tokenizerTexts = try TokenizerFiles(folder: tokenizer)
         if let vocab, let added = try tokenizerTexts.addPadIfShort(modelVocab: vocab) {
@@ -284,10 +270,10 @@ extension Delta {
         }
         for name in tokenizerFiles {
             if let text = tokenizerTexts.rewritten[name] {
-                files.append(SideFile(name: name, content: .text(text), bytes: text.utf8.count))
+                files.append(.text(name, text))
             } else if tokenizer.sideFiles.contains(name) {
                 let p = tokenizer.path(of: name)
-                files.append(SideFile(name: name, content: .copy(p), bytes: Sys.status(p)?.size ?? 0))
+                files.append(.copy(name, from: p))
             }
         }
         return files

@@ -155,19 +155,11 @@ public enum Quantize {
         ignored.append("lm_head")
         let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: maxShardSize)
         guard let config = try model.config() else { throw ConfigError.missingField(file: model.path(of: "config.json"), key: "(config.json)") }
-        let configText = compressedTensorsConfig(config.json, scheme: scheme, ignore: ignored)
-        let sideFiles = model.sideFiles.filter { $0 != "config.json" }
-        try PlanChecks.checkSpace(folder: output, bytes: layout.totalFileBytes() + configText.utf8.count
-            + sideFiles.reduce(0) { $0 + (Sys.status(model.path(of: $1))?.size ?? 0) })
-
-        let folder = try OutputFolder(path: output, command: command, inputs: [model.inputPath], overwrite: overwrite)
-        let progress = Progress(label: "quantize", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
-        let engine = Engine(progress: progress)
-        try engine.write(plan, layout: layout, into: folder)
-        try folder.writeSmallFile("config.json", contents: configText)
-        for name in sideFiles { try folder.copyFile(from: model.path(of: name), as: name) }
-        progress.finish()
-        try folder.complete()
+        let sideFiles = [SideFile.text("config.json", compressedTensorsConfig(config.json, scheme: scheme, ignore: ignored))]
+            + model.sideFiles.filter { $0 != "config.json" }.map { SideFile.copy($0, from: model.path(of: $0)) }
+        let (_, engine) = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, to: output, command: command,
+                                                inputs: [model.inputPath], overwrite: overwrite, label: "quantize",
+                                                showProgress: showProgress)
         return report(stats: engine.quality, sources: sources, totalBefore: model.totalBytes,
                       totalAfter: plan.reduce(0) { $0 + $1.info.byteCount }, notes: notes, seconds: Sys.now() - start, output: output)
     }
