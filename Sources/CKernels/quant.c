@@ -224,6 +224,41 @@ void ckpt_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int 
     }
 }
 
+// Pieces of a group, for rows longer than the engine's buffers: the group's scale from its |w| maximum (taken over
+// all its pieces first), then each piece packed with that scale — the same bits as ckpt_ct_pack on the whole group.
+float ckpt_ct_absmax(const float *src, size_t n) {
+    float amax = 0;
+    for (size_t j = 0; j < n; j++) { float a = fabsf(src[j]); if (a > amax) amax = a; }
+    return amax;
+}
+
+uint16_t ckpt_ct_scale_bits(float absmax, int dtype) {
+    float s = rnd(absmax / 127.5f, dtype);
+    if (s == 0.0f) s = dtype == 2 ? 0.0078125f : 0.0009765625f;
+    return bits(s, dtype);
+}
+
+void ckpt_ct_pack_scaled(const float *w, size_t n, uint16_t scale_bits, int dtype, uint8_t *out, double *stats) {
+    float s = dtype == 2 ? ckpt_bf16_to_f32_scalar(scale_bits) : ckpt_f16_to_f32_scalar(scale_bits);
+#ifdef CKPT_X86
+    extern int ckpt_use_avx2(void);
+    if (dtype == 1 && ckpt_use_avx2()) { ct_pack_f16_avx2(w, n, s, out, stats); return; }
+#endif
+    for (size_t j = 0; j < n; j++) {
+        float v = rnd(w[j] / s, dtype);
+        if (v < -128.0f) v = -128.0f;
+        if (v > 127.0f) v = 127.0f;
+        float q = rintf(v);
+        out[j] = (uint8_t)((int)q + 128);
+        if (stats) {
+            double e = (double)rnd(q * s, dtype) - (double)w[j];
+            stats[0] += (double)w[j] * (double)w[j];
+            stats[1] += e * e;
+            if (fabs(e) > stats[2]) stats[2] = fabs(e);
+        }
+    }
+}
+
 void ckpt_quantize_q8_0(const float *src, uint8_t *dst, size_t nblocks, double *stats) {
 #ifdef CKPT_X86
     extern int ckpt_use_avx2(void);

@@ -37,10 +37,14 @@ struct DeltaOutputOptions: ParsableArguments {
                 ("output", .string(output)), ("tensors", .int(s.tensors)), ("bytes", .int(s.bytes)),
                 ("seconds", .number(Format.fixed(s.seconds, 3))), ("bytes_per_second", .int(Int(rate))),
                 ("files", .object(s.files.map { ($0.0, .string($0.1)) })),
-                ("reused", .array(s.reused.map { .string($0) })),
+                ("reused", .array(s.reused.map { .string($0) })), ("up_to_date", .bool(s.upToDate)),
                 ("notes", .array(s.notes.map { .string($0) })), ("warnings", .array(s.warnings.map { .string($0) })),
             ])) + "\n")
         } else {
+            if s.upToDate {
+                Sys.writeStdout("up to date: \(output) (every file re-hashed and equal to the journal; nothing written)\n")
+                return
+            }
             var line = "wrote \(output): \(s.tensors) tensors, \(Format.bytes(s.bytes)) in \(Format.fixed(s.seconds, 2)) s (\(Format.bytes(Int(rate)))/s)"
             if !s.reused.isEmpty { line += "; resumed: \(s.reused.count) file\(s.reused.count == 1 ? "" : "s") already done" }
             Sys.writeStdout(line + "\n")

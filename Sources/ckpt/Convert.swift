@@ -71,9 +71,14 @@ struct Convert: ParsableCommand {
                     ("output", .string(destination)), ("tensors", .int(s.tensors)), ("bytes", .int(s.bytes)),
                     ("seconds", .number(Format.fixed(s.seconds, 3))),
                     ("files", .object(s.files.map { ($0.0, .string($0.1)) })),
+                    ("reused", .array(s.reused.map { .string($0) })), ("up_to_date", .bool(s.upToDate)),
                 ])) + "\n")
+            } else if s.upToDate {
+                Sys.writeStdout("up to date: \(destination) (every file re-hashed and equal to the journal; nothing written)\n")
             } else {
-                Sys.writeStdout("wrote \(destination): \(s.tensors) tensors, \(Format.bytes(s.bytes)) in \(s.files.count) files, \(Format.fixed(s.seconds, 2)) s\n")
+                var line = "wrote \(destination): \(s.tensors) tensors, \(Format.bytes(s.bytes)) in \(s.files.count) files, \(Format.fixed(s.seconds, 2)) s"
+                if !s.reused.isEmpty { line += "; resumed: \(s.reused.count) file\(s.reused.count == 1 ? "" : "s") already done" }
+                Sys.writeStdout(line + "\n")
             }
         }
     }

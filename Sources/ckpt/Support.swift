@@ -12,6 +12,14 @@ struct ModelOptions: ParsableArguments {
 func reportingErrors(json: Bool = false, _ body: () throws -> Void) throws {
     do {
         try body()
+    } catch OutputError.interrupted(let signal) {
+        // The engine stopped between pieces: temp files are removed and the lock released; the run resumes.
+        Sys.writeStderr("ckpt: interrupted — re-run the same command to resume\n")
+        if json {
+            Sys.writeStdout(JSONWriter.python(.object([("error", .object([("code", .string("interrupted")),
+                ("message", .string("interrupted; re-run the same command to resume"))]))])) + "\n")
+        }
+        throw ExitCode(128 + signal)
     } catch let e as CkptError {
         Sys.writeStderr("ckpt: error: \(e.description)\n")
         if json {

@@ -130,7 +130,7 @@ import Testing
         }
         #expect(try Sys.listDirectory(tmp.sub("busy")) == ["notes.txt"])
         // A second writer is refused while the first holds the lock.
-        let holder = try OutputFolder(path: tmp.sub("locked"), command: ["x"], inputs: [], overwrite: false)
+        let holder = try OutputTarget(folder: tmp.sub("locked"), command: ["x"], inputs: [], overwrite: false)
         let locked = try run(Fx.tinyLlama, delta, tmp.sub("locked"))
         #expect(locked.status == 1 && locked.stderr.contains("another ckpt process"))
         try holder.complete()
@@ -138,9 +138,13 @@ import Testing
         let full = try run(Fx.tinyLlama, delta, tmp.sub("full"), env: ["CKPT_TEST_FREE_BYTES": "100000"])
         #expect(full.status == 1 && full.stderr.contains("not enough free disk space"))
         #expect(!FileManager.default.fileExists(atPath: tmp.sub("full")))
-        // A finished target needs --overwrite, which replaces exactly what the journal lists.
+        // Re-running a finished command re-hashes its files and says "up to date" (exit 0); another command's output
+        // needs --overwrite, which replaces exactly what the journal lists.
         #expect(try run(Fx.tinyLlama, delta, tmp.sub("done")).status == 0)
-        #expect(try run(Fx.tinyLlama, delta, tmp.sub("done")).stderr.contains("already holds ckpt output"))
+        let same = try run(Fx.tinyLlama, delta, tmp.sub("done"))
+        #expect(same.status == 0 && same.stdout.contains("up to date"), "\(same.stdout) \(same.stderr)")
+        let other = try CLI.run(["apply-delta", "--base", Fx.tinyLlama, "--delta", delta, "--target", tmp.sub("done"), "--dtype", "f32"])
+        #expect(other.status == 1 && other.stderr.contains("already holds ckpt output"), "\(other.stderr)")
         let again = try CLI.run(["apply-delta", "--base", Fx.tinyLlama, "--delta", delta, "--target", tmp.sub("done"), "--overwrite"])
         #expect(again.status == 0)
     }

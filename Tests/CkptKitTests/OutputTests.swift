@@ -23,20 +23,20 @@ import Testing
     @Test func journalRecordsTheCommandInputsAndEachFile() throws {
         let tmp = TempDir()
         let out = tmp.sub("out")
-        let folder = try OutputFolder(path: out, command: ["ckpt", "test"], inputs: ["in"], overwrite: false)
+        let folder = try OutputTarget(folder: out, command: ["ckpt", "test"], inputs: ["in"], overwrite: false)
         try folder.writeSmallFile("x.txt", contents: "x")
         try folder.complete()
         let j = try #require(try Journal.read(folder: out))
         #expect(j.command == ["ckpt", "test"] && j.inputs == ["in"] && j.state == .complete)
         #expect(j.files.map(\.0) == ["x.txt"] && j.files[0].1.bytes == 1)
         #expect(j.files[0].1.sha256 == "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881")
-        #expect(!FileManager.default.fileExists(atPath: out + "/" + OutputFolder.lockName))
+        #expect(!FileManager.default.fileExists(atPath: out + "/" + OutputTarget.lockName))
     }
 
     @Test func aSecondWriterIsRefused() throws {
         let tmp = TempDir()
-        let first = try OutputFolder(path: tmp.sub("out"), command: ["a"], inputs: [], overwrite: false)
-        #expect(errorCode { _ = try OutputFolder(path: tmp.sub("out"), command: ["a"], inputs: [], overwrite: true) } == "targetLocked")
+        let first = try OutputTarget(folder: tmp.sub("out"), command: ["a"], inputs: [], overwrite: false)
+        #expect(errorCode { _ = try OutputTarget(folder: tmp.sub("out"), command: ["a"], inputs: [], overwrite: true) } == "targetLocked")
         try first.complete()
     }
 
@@ -45,23 +45,25 @@ import Testing
         let out = tmp.sub("out")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try tmp.write("out/precious.txt", "mine")
-        #expect(errorCode { _ = try OutputFolder(path: out, command: ["a"], inputs: [], overwrite: false) } == "targetNotEmpty")
-        #expect(errorCode { _ = try OutputFolder(path: out, command: ["a"], inputs: [], overwrite: true) } == "targetNotEmpty")
+        #expect(errorCode { _ = try OutputTarget(folder: out, command: ["a"], inputs: [], overwrite: false) } == "targetNotEmpty")
+        #expect(errorCode { _ = try OutputTarget(folder: out, command: ["a"], inputs: [], overwrite: true) } == "targetNotEmpty")
         #expect(FileManager.default.fileExists(atPath: out + "/precious.txt"))
 
         let out2 = tmp.sub("out2")
         do {
-            let f = try OutputFolder(path: out2, command: ["a"], inputs: [], overwrite: false)
+            let f = try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: false)
             try f.writeSmallFile("w.txt", contents: "1")
             try f.complete()
         }
-        // A finished run: refused without --overwrite, replaced with it.
-        #expect(errorCode { _ = try OutputFolder(path: out2, command: ["a"], inputs: [], overwrite: false) } == "targetHasOutput")
+        // A finished run of the same identity whose files still match is up to date; another command's output is
+        // refused without --overwrite, replaced with it.
+        #expect(try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: false).upToDate)
+        #expect(errorCode { _ = try OutputTarget(folder: out2, command: ["b"], inputs: [], overwrite: false) } == "targetHasOutput")
         try tmp.write("out2/user.txt", "added by the user")
-        #expect(errorCode { _ = try OutputFolder(path: out2, command: ["a"], inputs: [], overwrite: true) } == "foreignFiles")
+        #expect(errorCode { _ = try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: true) } == "foreignFiles")
         #expect(FileManager.default.fileExists(atPath: out2 + "/w.txt"))
         try FileManager.default.removeItem(atPath: out2 + "/user.txt")
-        let again = try OutputFolder(path: out2, command: ["a"], inputs: [], overwrite: true)
+        let again = try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: true)
         #expect(!FileManager.default.fileExists(atPath: out2 + "/w.txt"))
         try again.complete()
     }
@@ -70,12 +72,12 @@ import Testing
         let tmp = TempDir()
         let out = tmp.sub("out")
         do {
-            let f = try OutputFolder(path: out, command: ["a"], inputs: ["i"], overwrite: false)
+            let f = try OutputTarget(folder: out, command: ["a"], inputs: ["i"], overwrite: false)
             try f.writeSmallFile("done.txt", contents: "1")
             // Simulate a crash: a temp file of another process id is left, the journal says running.
             try tmp.write("out/" + AtomicOutputFile.tempName(for: "half.bin", pid: 999_999), "partial")
         }
-        let f = try OutputFolder(path: out, command: ["a"], inputs: ["i"], overwrite: false)
+        let f = try OutputTarget(folder: out, command: ["a"], inputs: ["i"], overwrite: false)
         // The finished file is kept (its hash still matches), the temp file is gone.
         #expect(try Sys.listDirectory(out).filter { !$0.hasPrefix(".ckpt") } == ["done.txt"])
         #expect(f.reused == ["done.txt"])
@@ -84,11 +86,11 @@ import Testing
         // A journaled file whose content changed since is not trusted: it is removed and rewritten.
         let out2 = tmp.sub("out2")
         do {
-            let g = try OutputFolder(path: out2, command: ["a"], inputs: ["i"], overwrite: false)
+            let g = try OutputTarget(folder: out2, command: ["a"], inputs: ["i"], overwrite: false)
             try g.writeSmallFile("done.txt", contents: "1")
         }
         try tmp.write("out2/done.txt", "2")
-        let g = try OutputFolder(path: out2, command: ["a"], inputs: ["i"], overwrite: false)
+        let g = try OutputTarget(folder: out2, command: ["a"], inputs: ["i"], overwrite: false)
         #expect(g.reused.isEmpty && !FileManager.default.fileExists(atPath: out2 + "/done.txt"))
         try g.complete()
     }

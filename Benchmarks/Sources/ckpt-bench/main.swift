@@ -26,11 +26,11 @@ case "gen":
     let count = max(1, total / tensorBytes)
     let infos = (0..<count).map { TensorInfo(name: "model.layers.\($0 / 4).mlp.w\($0 % 4).weight", dtype: .F16, shape: [rowsPerTensor, cols]) }
     let layout = ShardLayout(tensors: infos, maxShardSize: (count + shards - 1) / shards * tensorBytes, format: format)
-    let folder = try OutputFolder(path: args[2], command: Array(args), inputs: [], overwrite: true)
+    let folder = try OutputTarget(folder: args[2], command: Array(args), inputs: [], overwrite: true)
     let buf = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: tensorBytes / 8)
     var s: UInt64 = 0x9E3779B97F4A7C15 ^ (args.count > 6 ? UInt64(args[6]) ?? 0 : 0) &* 0xD1B54A32D192ED03
     for shard in layout.shards {
-        let w = try layout.makeWriter(shard: shard, folder: folder)
+        let w = try layout.makeWriter(shard: shard, file: folder.createFile(shard.name))
         for t in w.order {
             for i in 0..<buf.count {
                 s ^= s << 13; s ^= s >> 7; s ^= s << 17
@@ -86,7 +86,7 @@ case "gen-llama":
     }
     infos.append(TensorInfo(name: "model.norm.weight", dtype: .F16, shape: [h]))
     infos.append(TensorInfo(name: "lm_head.weight", dtype: .F16, shape: [vocab, h]))
-    let folder = try OutputFolder(path: args[2], command: Array(args), inputs: [], overwrite: true)
+    let folder = try OutputTarget(folder: args[2], command: Array(args), inputs: [], overwrite: true)
     let layout = try SafetensorsLayout(tensors: infos)
     let w = try SafetensorsWriter(layout: layout, output: folder.createFile("model.safetensors"))
     var s: UInt64 = 0x1234_5678_9ABC_DEF1

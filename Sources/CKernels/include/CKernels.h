@@ -43,9 +43,23 @@ void ckpt_ct_scales(const float *src, size_t rows, size_t cols, size_t group, in
 /// compressed-tensors pack-quantized bytes (q + 128, rows padded with 0 to a multiple of 4). `stats` as above.
 void ckpt_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint8_t *packed, double *stats);
 
+/// max |src[j]| over n values (a group's, possibly taken piece by piece).
+float ckpt_ct_absmax(const float *src, size_t n);
+/// The compressed-tensors scale for a group whose |w| maximum is `absmax`, as bits of `dtype` (1 f16, 2 bf16).
+uint16_t ckpt_ct_scale_bits(float absmax, int dtype);
+/// Packs n values of one group with a given scale (bits of `dtype`): the bytes ckpt_ct_pack writes for them.
+void ckpt_ct_pack_scaled(const float *w, size_t n, uint16_t scale_bits, int dtype, uint8_t *out, double *stats);
+
 /// y[t·ldy + r] = Σ_c x[t·cols + c] · w[r·cols + c] (t < T, r < rows), w fp16 (w_f16 = 1, converted on the fly)
 /// or f32; register-blocked 4 rows × 4 tokens with FMA.
 void ckpt_matmul(const float *x, size_t T, const void *w, int w_f16, size_t rows, size_t cols, float *y, size_t ldy);
+
+/// Installs SIGINT/SIGTERM handlers that only record the signal (see ckpt_interrupt_signal).
+void ckpt_interrupts_install(void);
+/// The signal received since ckpt_interrupts_install (0: none).
+int ckpt_interrupt_signal(void);
+/// Tests: behave as if `sig` had been received.
+void ckpt_interrupt_raise_for_tests(int sig);
 
 /// Scalar helpers (portable, used by tests and by tails).
 float ckpt_f16_to_f32_scalar(uint16_t h);

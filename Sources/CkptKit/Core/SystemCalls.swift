@@ -73,6 +73,8 @@ public enum Sys {
         public let isSymlink: Bool
         public let device: UInt64
         public let inode: UInt64
+        /// Last modification, nanoseconds since the epoch.
+        public let modified: Int64
     }
 
     public static func fileStatus(fd: Int32, path: String) throws -> FileStatus {
@@ -98,7 +100,8 @@ public enum Sys {
     private static func status(_ st: stat) -> FileStatus {
         let type = st.st_mode & S_IFMT
         return FileStatus(size: Int(st.st_size), isDirectory: type == S_IFDIR, isRegular: type == S_IFREG,
-                          isSymlink: type == S_IFLNK, device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+                          isSymlink: type == S_IFLNK, device: UInt64(st.st_dev), inode: UInt64(st.st_ino),
+                          modified: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
     }
 
     public static func mapReadOnly(fd: Int32, size: Int, path: String) throws -> UnsafeRawPointer {

@@ -4,10 +4,16 @@ public protocol CheckpointWriter: AnyObject {
     var order: [TensorInfo] { get }
     var currentTensor: TensorInfo? { get }
     func write(_ chunk: UnsafeRawBufferPointer, tensor name: String) throws
-    /// fsync + rename; returns the file's SHA-256 and size.
-    func finish() throws -> (sha256: String, bytes: Int)
+    /// Checks that every planned byte arrived, writes what follows the last tensor, and hands back the file, ready
+    /// to commit (fsync + rename) — possibly on another thread while the next file is written.
+    func close() throws -> AtomicOutputFile
     /// Removes the temporary file.
     func abort()
+}
+
+extension CheckpointWriter {
+    /// `close` and commit at once; returns the file's SHA-256 and size.
+    public func finish() throws -> (sha256: String, bytes: Int) { try close().commit() }
 }
 
 extension SafetensorsWriter: CheckpointWriter {

@@ -1,3 +1,6 @@
+import Dispatch
+import Synchronization
+
 /// A file besides the weights in an output folder: copied from a path, or written from text.
 public struct SideFile: Sendable {
     public enum Content: Sendable { case copy(String), text(String) }
@@ -15,25 +18,195 @@ public struct SideFile: Sendable {
     }
 }
 
-/// The last step every folder-writing command shares: check free space for everything it will write, open the
-/// output folder (lock, journal), stream the shards of the plan, write the side files, mark the run complete.
-public enum ModelOutput {
-    public static func write(_ plan: [PlannedTensor], layout: ShardLayout, sideFiles: [SideFile], to path: String,
-                             command: [String], inputs: [String], overwrite: Bool, label: String,
-                             showProgress: Bool) throws -> (folder: OutputFolder, engine: Engine) {
-        try PlanChecks.checkSpace(folder: path, bytes: layout.totalFileBytes() + sideFiles.reduce(0) { $0 + $1.bytes })
-        let folder = try OutputFolder(path: path, command: command, inputs: inputs, overwrite: overwrite)
-        let progress = Progress(label: label, total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
-        let engine = Engine(progress: progress)
-        try engine.write(plan, layout: layout, into: folder)
-        for f in sideFiles {
-            switch f.content {
-            case .copy(let p): try folder.copyFile(from: p, as: f.name)
-            case .text(let t): try folder.writeSmallFile(f.name, contents: t)
+/// One run of a writing command, as the sink sees it.
+public struct OutputRun: Sendable {
+    /// The output folder, or the output file for a single-file format.
+    public var path: String
+    /// The command line, recorded in the journal for people.
+    public var command: [String]
+    /// What makes two runs the same run (resume, "up to date"): the command name, its inputs (real paths), its output
+    /// and every option that changes output bytes — never presentation flags (--json, --quiet) or --overwrite.
+    public var identity: [String]
+    public var inputs: [String]
+    public var overwrite: Bool
+    public var label: String
+    public var showProgress: Bool
+
+    public init(path: String, command: [String], identity: [String], inputs: [String], overwrite: Bool, label: String,
+                showProgress: Bool) {
+        self.path = path
+        self.command = command
+        self.identity = identity
+        self.inputs = inputs
+        self.overwrite = overwrite
+        self.label = label
+        self.showProgress = showProgress
+    }
+
+    /// An identity from the command name, its inputs (real paths, and a fingerprint of their files' sizes and
+    /// modification times, so that changed inputs are never "up to date"), its output and byte-changing options.
+    public static func identity(_ name: String, inputs: [String], output: String, options: [String]) -> [String] {
+        let resolved = inputs.map { Sys.realPath($0) ?? $0 }
+        let out = Sys.realPath(Path.parent(output)).map { Path.join($0, Path.baseName(output)) } ?? output
+        return [name] + resolved.map { "input=" + $0 + " " + fingerprint($0) } + ["output=" + out] + options
+    }
+
+    /// SHA-256 over "name size mtime" of the input file, or of every regular file directly in the input folder.
+    static func fingerprint(_ path: String) -> String {
+        var lines: [String] = []
+        if Sys.status(path)?.isDirectory == true {
+            let names = ((try? Sys.listDirectory(path)) ?? []).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            for n in names where !n.hasPrefix(".") {
+                if let st = Sys.status(Path.join(path, n)), st.isRegular { lines.append("\(n) \(st.size) \(st.modified)") }
+            }
+        } else if let st = Sys.status(path) {
+            lines.append("\(Path.baseName(path)) \(st.size) \(st.modified)")
+        }
+        var text = lines.joined(separator: "\n")
+        return text.withUTF8 { SHA256Hasher.hash(UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// What the sink wrote.
+public struct OutputResult: Sendable {
+    public var path: String
+    /// Every file of the output with its SHA-256 and size, in the order written.
+    public var files: [(name: String, sha256: String, bytes: Int)]
+    /// Files an interrupted run had finished, verified and kept.
+    public var reused: [String]
+    /// The output was already complete for this same run (every file re-hashed): nothing was written.
+    public var upToDate: Bool
+}
+
+/// Commits finished files (fsync, rename, journal) on a serial background queue, so that the next file is written
+/// while the previous one reaches the disk. The first failure is reported at the next submit or at `wait`.
+final class Committer: Sendable {
+    private let queue = DispatchQueue(label: "ckpt.commit")
+    private let failure = Mutex<(any Error)?>(nil)
+
+    /// An `AtomicOutputFile` handed over whole to the commit queue (the writer no longer touches it).
+    struct Handoff: @unchecked Sendable { let file: AtomicOutputFile }
+
+    func submit(_ file: AtomicOutputFile, _ then: @escaping @Sendable (String, Int) throws -> Void) throws {
+        try rethrow()
+        let h = Handoff(file: file)
+        queue.async {
+            guard self.failure.withLock({ $0 == nil }) else { h.file.abort(); return }
+            do {
+                let r = try h.file.commit()
+                try then(r.sha256, r.bytes)
+            } catch {
+                self.failure.withLock { if $0 == nil { $0 = error } }
             }
         }
-        progress.finish()
-        try folder.complete()
-        return (folder, engine)
+    }
+
+    private func rethrow() throws {
+        if let e = failure.withLock({ $0 }) { throw e }
+    }
+
+    /// Waits for every submitted commit; rethrows the first failure.
+    func wait() throws {
+        queue.sync {}
+        try rethrow()
+    }
+}
+
+/// The one sink every writing command shares — a sharded safetensors/`.bin` folder or a single GGUF file: checks the
+/// plan against the engine, opens the output (lock, journal; resume or "up to date"), checks free space for what is
+/// left to write, streams every file (committing each in the background while the next is written), writes the side
+/// files and marks the run complete. Interrupted (SIGINT/SIGTERM): temp files removed, lock released, and
+/// `OutputError.interrupted` thrown.
+public enum ModelOutput {
+    /// Bytes a file of `n` bytes takes on disk (whole 4 KiB blocks), for the free-space check.
+    static func onDisk(_ n: Int) -> Int { (n + 4095) / 4096 * 4096 }
+
+    /// A Hugging Face folder: the shards of `layout`, its index, then `sideFiles`.
+    public static func write(_ plan: [PlannedTensor], layout: ShardLayout, sideFiles: [SideFile], run: OutputRun) throws -> OutputResult {
+        let progress = Progress(label: run.label, total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: run.showProgress)
+        let engine = Engine(progress: progress)
+        try engine.check(plan)
+        let sizes = try layout.fileSizes() + sideFiles.map { ($0.name, $0.bytes) }
+        // Free space for everything, less what an earlier run's files (reused or replaced) already take.
+        let needed = sizes.reduce(2 * 4096) { $0 + onDisk($1.1) }
+        let existing = try OutputTarget.existingBytes(journalPath: OutputTarget.journalPath(folder: run.path))
+        try PlanChecks.checkSpace(folder: run.path, bytes: max(0, needed - existing))
+        Interrupts.install()
+        let target = try OutputTarget(folder: run.path, planned: sizes.map(\.0), command: run.command, identity: run.identity,
+                                      inputs: run.inputs, overwrite: run.overwrite)
+        if target.upToDate { return result(target) }
+        let reused = Set(target.reused)
+        let byName = Dictionary(plan.map { ($0.info.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let committer = Committer()
+        do {
+            for shard in layout.shards {
+                if reused.contains(shard.name) {  // finished by an interrupted run of this command, hash checked
+                    progress.advance(by: shard.tensors.reduce(0) { $0 + $1.byteCount })
+                    continue
+                }
+                let writer = try layout.makeWriter(shard: shard, file: target.createFile(shard.name))
+                do {
+                    for t in writer.order where t.byteCount > 0 { try engine.stream(byName[t.name]!, into: writer) }
+                    let name = shard.name
+                    try committer.submit(try writer.close()) { sha, bytes in try target.finished(name, sha256: sha, bytes: bytes) }
+                } catch {
+                    writer.abort()
+                    throw error
+                }
+            }
+            try committer.wait()
+            try Interrupts.check()
+            if let indexName = layout.indexFileName, !reused.contains(indexName) {
+                try target.writeSmallFile(indexName, contents: layout.indexText)
+            }
+            for f in sideFiles where !reused.contains(f.name) {
+                try Interrupts.check()
+                switch f.content {
+                case .copy(let p): try target.copyFile(from: p, as: f.name)
+                case .text(let t): try target.writeSmallFile(f.name, contents: t)
+                }
+            }
+            progress.finish()
+            try target.complete()
+        } catch {
+            try? committer.wait()  // let a commit in flight finish (its journal entry makes it reusable)
+            progress.finish()
+            throw error
+        }
+        return result(target)
+    }
+
+    /// A single file (GGUF): `makeWriter` lays out the whole file for the plan's tensors.
+    public static func writeFile(_ plan: [PlannedTensor], fileBytes: Int,
+                                 makeWriter: (AtomicOutputFile) throws -> any CheckpointWriter, run: OutputRun) throws -> OutputResult {
+        let progress = Progress(label: run.label, total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: run.showProgress)
+        let engine = Engine(progress: progress)
+        try engine.check(plan)
+        let existing = try OutputTarget.existingBytes(journalPath: OutputTarget.journalPath(file: run.path))
+        try PlanChecks.checkSpace(folder: Path.parent(run.path), bytes: max(0, onDisk(fileBytes) + 2 * 4096 - existing))
+        Interrupts.install()
+        let target = try OutputTarget(file: run.path, command: run.command, identity: run.identity, inputs: run.inputs,
+                                      overwrite: run.overwrite)
+        if target.upToDate { return result(target) }
+        let name = Path.baseName(run.path)
+        let writer = try makeWriter(target.createFile(name))
+        do {
+            for p in plan where p.info.byteCount > 0 { try engine.stream(p, into: writer) }
+            let r = try writer.close().commit()
+            try target.finished(name, sha256: r.sha256, bytes: r.bytes)
+            progress.finish()
+            try target.complete()
+        } catch {
+            writer.abort()
+            progress.finish()
+            throw error
+        }
+        return result(target)
+    }
+
+    static func result(_ target: OutputTarget) -> OutputResult {
+        let j = target.journal
+        return OutputResult(path: target.path, files: j.files.map { ($0.0, $0.1.sha256, $0.1.bytes) }, reused: target.reused,
+                            upToDate: target.upToDate)
     }
 }

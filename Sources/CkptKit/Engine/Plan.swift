@@ -1,43 +1,3 @@
-/// What produces one output tensor's bytes.
-public enum TensorOperation: Sendable {
-    /// The source bytes unchanged (same dtype): zero-copy from the mapping to the writer.
-    case copy(StoredTensor)
-    /// A float tensor converted to the output dtype through f32, rounding to nearest even (torch's `.to()`).
-    case cast(StoredTensor)
-    /// A 2-D tensor assembled from parts of one dtype (model-parallel shards): concatenated along `axis` (0: row
-    /// blocks, 1: column blocks), then rows reordered by `rows` (output row r takes source row rows(r)); cast to
-    /// the output dtype when it differs.
-    case assemble(parts: [StoredTensor], axis: Int, rows: RowPermutation?)
-    /// `a + b` (or `a − b`), each operand first rounded to the output dtype (torch's `.to()`), then combined in f32
-    /// and rounded once — bit-identical to torch's in-place `a += b` on tensors of the output dtype. An operand
-    /// with fewer rows than the output counts as zero-padded (Vicuna v0's extra `[PAD]` row).
-    case combine(a: StoredTensor, b: StoredTensor, subtract: Bool)
-    /// A 2-D float tensor quantized row by row (rows optionally reordered first, for GGUF's q/k layout).
-    case quantize(source: StoredTensor, rows: RowPermutation?, scheme: QuantScheme)
-    /// Literal bytes (small tensors such as compressed-tensors' `weight_shape`).
-    case constant([UInt8])
-
-    public var sources: [StoredTensor] {
-        switch self {
-        case .copy(let t), .cast(let t): [t]
-        case .assemble(let parts, _, _): parts
-        case .combine(let a, let b, _): [a, b]
-        case .quantize(let t, _, _): [t]
-        case .constant: []
-        }
-    }
-}
-
-/// What `quantize` produces from each row.
-public enum QuantScheme: Sendable, Equatable {
-    /// GGML Q8_0 blocks (34 bytes per 32 values).
-    case q8_0
-    /// compressed-tensors `weight_packed`: q + 128 bytes, rows padded to 4, groups of `group` (the row for channel).
-    case ctPacked(group: Int)
-    /// compressed-tensors `weight_scale` in the weight's dtype, one per group.
-    case ctScale(group: Int)
-}
-
 /// A row reordering applied when assembling a tensor.
 public enum RowPermutation: Sendable, Equatable {
     /// Meta's rotary layout (adjacent pairs) to Hugging Face's (two halves), per head of `headDim` rows:
@@ -62,9 +22,9 @@ public enum RowPermutation: Sendable, Equatable {
 /// One output tensor and how to make it.
 public struct PlannedTensor: Sendable {
     public let info: TensorInfo
-    public let operation: TensorOperation
+    public let operation: any TensorOperation
 
-    public init(info: TensorInfo, operation: TensorOperation) {
+    public init(info: TensorInfo, operation: any TensorOperation) {
         self.info = info
         self.operation = operation
     }
@@ -72,40 +32,10 @@ public struct PlannedTensor: Sendable {
     /// Copies or casts `source` to `dtype` (non-float tensors are always copied as they are).
     public static func converting(_ source: StoredTensor, to dtype: DType?) -> PlannedTensor {
         guard let dtype, dtype != source.info.dtype, source.info.dtype.isFloat, dtype.isFloat else {
-            return PlannedTensor(info: source.info, operation: .copy(source))
+            return PlannedTensor(info: source.info, operation: CopyOperation(source))
         }
         return PlannedTensor(info: TensorInfo(name: source.name, dtype: dtype, shape: source.info.shape),
-                             operation: .cast(source))
-    }
-}
-
-/// Errors found while planning, before anything is written.
-public enum PlanError: CkptError {
-    case insufficientSpace(path: String, needed: Int, available: Int)
-    case sameInputAndOutput(input: String, output: String)
-    case outputInsideInput(input: String, output: String)
-    case rowTooLarge(tensor: String, bytes: Int)
-
-    public var code: String {
-        switch self {
-        case .rowTooLarge: "rowTooLarge"
-        case .insufficientSpace: "insufficientSpace"
-        case .sameInputAndOutput: "sameInputAndOutput"
-        case .outputInsideInput: "outputInsideInput"
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case let .insufficientSpace(p, n, a):
-            "\(p): not enough free disk space: the output needs \(Format.bytes(n)), \(Format.bytes(a)) are free"
-        case let .sameInputAndOutput(i, o):
-            "output \(o) is the input \(i); write to a different folder"
-        case let .rowTooLarge(t, b):
-            "tensor '\(t)': one row needs \(b) bytes of working memory, more than the engine's chunk"
-        case let .outputInsideInput(i, o):
-            "output \(o) lies inside the input folder \(i); write to a different folder"
-        }
+                             operation: CastOperation(source, to: dtype))
     }
 }
 

@@ -49,13 +49,13 @@ public struct ShardLayout: Sendable {
     }
 
     /// A writer for one shard of this layout.
-    public func makeWriter(shard: (name: String, tensors: [TensorInfo]), folder: OutputFolder) throws -> any CheckpointWriter {
+    public func makeWriter(shard: (name: String, tensors: [TensorInfo]), file: AtomicOutputFile) throws -> any CheckpointWriter {
         switch format {
         case .safetensors:
-            let st = try SafetensorsLayout(tensors: shard.tensors, path: Path.join(folder.path, shard.name))
-            return try SafetensorsWriter(layout: st, output: folder.createFile(shard.name))
+            let st = try SafetensorsLayout(tensors: shard.tensors, path: file.finalPath)
+            return try SafetensorsWriter(layout: st, output: file)
         case .bin:
-            return try TorchZipWriter(tensors: shard.tensors, rootName: Self.rootName(shard.name), output: folder.createFile(shard.name))
+            return try TorchZipWriter(tensors: shard.tensors, rootName: Self.rootName(shard.name), output: file)
         }
     }
 
@@ -80,15 +80,19 @@ public struct ShardLayout: Sendable {
         return JSONWriter.python(index) + "\n"
     }
 
-    /// Bytes of all shard files (headers included) plus the index.
-    public func totalFileBytes() throws -> Int {
-        var n = indexText.utf8.count
+    /// Every file of the layout with its size: the shards (headers included), then the index when there is one.
+    public func fileSizes() throws -> [(String, Int)] {
+        var out: [(String, Int)] = []
         for s in shards {
             switch format {
-            case .safetensors: n += try SafetensorsLayout(tensors: s.tensors).fileSize
-            case .bin: n += TorchZipWriter.fileSize(tensors: s.tensors, rootName: Self.rootName(s.name))
+            case .safetensors: out.append((s.name, try SafetensorsLayout(tensors: s.tensors).fileSize))
+            case .bin: out.append((s.name, TorchZipWriter.fileSize(tensors: s.tensors, rootName: Self.rootName(s.name))))
             }
         }
-        return n
+        if let indexFileName { out.append((indexFileName, indexText.utf8.count)) }
+        return out
     }
+
+    /// Bytes of all shard files (headers included) plus the index.
+    public func totalFileBytes() throws -> Int { try fileSizes().reduce(0) { $0 + $1.1 } }
 }

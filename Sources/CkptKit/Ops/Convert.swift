@@ -19,6 +19,13 @@ public enum Convert {
         public var tensors: Int
         public var bytes: Int
         public var seconds: Double
+        public var reused: [String] = []
+        /// The output was already complete for this same run: nothing was written.
+        public var upToDate = false
+    }
+
+    static func identityOptions(_ o: Options, dtype: DType?) -> [String] {
+        ["to=\(o.format.rawValue)", "dtype=\(dtype.map { "\($0)" } ?? "keep")", "max-shard-size=\(o.maxShardSize)"]
     }
 
     public static func run(source: String, revision: String? = nil, output: String, options: Options,
@@ -34,11 +41,13 @@ public enum Convert {
         if let dtype = options.dtype, let c = try model.config(), let i = sideFiles.firstIndex(where: { $0.name == "config.json" }) {
             sideFiles[i] = .text("config.json", rewriteDType(c.json, to: dtype))
         }
-        let (folder, _) = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, to: output, command: command,
-                                                inputs: [model.inputPath], overwrite: options.overwrite, label: "convert",
-                                                showProgress: showProgress)
-        return Summary(files: folder.journal.files.map { ($0.0, $0.1.sha256) }, tensors: plan.count,
-                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start)
+        let run = OutputRun(path: output, command: command,
+                            identity: OutputRun.identity("convert", inputs: [model.inputPath], output: output,
+                                                         options: identityOptions(options, dtype: options.dtype)),
+                            inputs: [model.inputPath], overwrite: options.overwrite, label: "convert", showProgress: showProgress)
+        let r = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, run: run)
+        return Summary(files: r.files.map { ($0.name, $0.sha256) }, tensors: plan.count,
+                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start, reused: r.reused, upToDate: r.upToDate)
     }
 
     /// Meta's original layout → Hugging Face (see `MetaCheckpoint`). Keeps the source dtype unless `options.dtype`
@@ -54,11 +63,13 @@ public enum Convert {
         var sideFiles: [SideFile] = [.text("config.json", meta.configText(dtype: outType, llamaVersion: llamaVersion)),
                                      .text("generation_config.json", meta.generationConfigText)]
         if let tok = meta.tokenizerPath { sideFiles.append(.copy("tokenizer.model", from: tok)) }
-        let (folder, _) = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, to: output, command: command,
-                                                inputs: [source], overwrite: options.overwrite, label: "convert",
-                                                showProgress: showProgress)
-        return Summary(files: folder.journal.files.map { ($0.0, $0.1.sha256) }, tensors: plan.count,
-                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start)
+        let run = OutputRun(path: output, command: command,
+                            identity: OutputRun.identity("convert-meta", inputs: [source], output: output,
+                                                         options: identityOptions(options, dtype: options.dtype) + ["llama-version=\(llamaVersion)"]),
+                            inputs: [source], overwrite: options.overwrite, label: "convert", showProgress: showProgress)
+        let r = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, run: run)
+        return Summary(files: r.files.map { ($0.name, $0.sha256) }, tensors: plan.count,
+                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start, reused: r.reused, upToDate: r.upToDate)
     }
 
     /// config.json with its dtype key (`torch_dtype`, or `dtype` in transformers 5) set to `dtype`, written as

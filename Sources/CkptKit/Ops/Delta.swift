@@ -87,6 +87,8 @@ public enum Delta {
         public var reused: [String] = []
         public var notes: [String] = []
         public var warnings: [String] = []
+        /// The output was already complete for this same run: nothing was written.
+        public var upToDate = false
     }
 
     /// Buffers that transformers 4.28-era checkpoints saved and newer ones do not: never combined, never written.
@@ -118,8 +120,8 @@ public enum Delta {
                     + "the base is padded with zero rows, as fschat 0.1.10 did for Vicuna v0's added [PAD] token")
                 shape = other.info.shape
             }
-            out.append(PlannedTensor(info: TensorInfo(name: p.name, dtype: dtype, shape: shape),
-                                     operation: .combine(a: p, b: s, subtract: subtract)))
+            let info = TensorInfo(name: p.name, dtype: dtype, shape: shape)
+            out.append(PlannedTensor(info: info, operation: CombineOperation(p, s, subtract: subtract, output: info)))
         }
         for s in secondary.tensors where !isBuffer(s.name) && primary.tensor(named: s.name) == nil {
             summary.warnings.append("\(secondary.displayName): tensor '\(s.name)' is not in the \(subtract ? "target" : "base") and is ignored (as FastChat does)")
@@ -165,24 +167,10 @@ public enum Delta {
 
     /// The output values of a combine for `rows` (all rows when nil), computed with the engine's arithmetic.
     static func predicted(_ p: PlannedTensor, rows: Range<Int>? = nil) -> [Float] {
-        guard case let .combine(a, b, subtract) = p.operation else { return [] }
+        guard let op = p.operation as? CombineOperation else { return [] }
         let cols = p.info.shape.count > 1 ? p.info.shape.dropFirst().reduce(1, *) : 1
         let r = rows ?? 0..<(p.info.shape.first ?? 1)
-        let g = r.lowerBound * cols, m = r.count * cols
-        guard m > 0 else { return [] }
-        var fa = [Float](repeating: 0, count: m), fb = [Float](repeating: 0, count: m)
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: m * 8, alignment: 64)
-        defer { scratch.deallocate() }
-        fa.withUnsafeMutableBufferPointer { Engine.operand(a, from: g, count: m, as: p.info.dtype, into: $0.baseAddress!, roundTrip: scratch.baseAddress!) }
-        fb.withUnsafeMutableBufferPointer { Engine.operand(b, from: g, count: m, as: p.info.dtype, into: $0.baseAddress!, roundTrip: scratch.baseAddress!) }
-        var out = [Float](repeating: 0, count: m)
-        for i in 0..<m { out[i] = subtract ? fa[i] - fb[i] : fa[i] + fb[i] }
-        // Round to the output dtype, as the engine does.
-        out.withUnsafeMutableBufferPointer { o in
-            Kernels.fromFloat32(o.baseAddress!, to: p.info.dtype, scratch.baseAddress!, count: m)
-            Kernels.toFloat32(scratch.baseAddress!, from: p.info.dtype, o.baseAddress!, count: m)
-        }
-        return out
+        return op.values((r.lowerBound * cols)..<(r.upperBound * cols))
     }
 }
 
@@ -228,14 +216,20 @@ extension Delta {
                    strict: options.strict, summary: &summary)
         let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize, format: options.format)
         let side = try sideFiles(config: configFrom, tokenizer: tokenizerFrom, plan: plan, dtype: dtype, summary: &summary)
-        let (folder, _) = try ModelOutput.write(plan, layout: layout, sideFiles: side, to: output, command: command,
-                                                inputs: [primary.inputPath, secondary.inputPath], overwrite: options.overwrite,
-                                                label: subtract ? "make-delta" : "apply-delta", showProgress: showProgress)
+        let inputs = [primary.inputPath, secondary.inputPath]
+        let run = OutputRun(path: output, command: command,
+                            identity: OutputRun.identity(subtract ? "make-delta" : "apply-delta", inputs: inputs, output: output,
+                                                         options: ["to=\(options.format.rawValue)", "dtype=\(dtype)",
+                                                                   "max-shard-size=\(options.maxShardSize)"]),
+                            inputs: inputs, overwrite: options.overwrite, label: subtract ? "make-delta" : "apply-delta",
+                            showProgress: showProgress)
+        let r = try ModelOutput.write(plan, layout: layout, sideFiles: side, run: run)
         let total = plan.reduce(0) { $0 + $1.info.byteCount }
         summary.tensors = plan.count
         summary.bytes = total
-        summary.reused = folder.reused
-        summary.files = folder.journal.files.map { ($0.0, $0.1.sha256) }
+        summary.reused = r.reused
+        summary.upToDate = r.upToDate
+        summary.files = r.files.map { ($0.name, $0.sha256) }
         summary.seconds = Sys.now() - start
         return summary
     }

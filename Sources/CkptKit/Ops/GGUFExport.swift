@@ -36,12 +36,15 @@ public enum GGUFExport {
     }
 
     /// The GGUF tensors, in the converter's order, each with its operation.
-    static func plan(model: ModelFolder, config: LlamaConfig, outType: DType) -> (plan: [PlannedTensor], notes: [String]) {
+    static func plan(model: ModelFolder, config: LlamaConfig, outType: DType, stats: QualityStats) throws -> (plan: [PlannedTensor], notes: [String]) {
         var out: [PlannedTensor] = []
         var notes: [String] = []
         // The converter's order: shard files in index order, each file's tensors in its own (sorted) order.
         for t in model.weightFiles.flatMap(\.tensors) {
             guard let name = ggufName(t.name), t.info.dtype.isFloat else { continue }
+            guard t.info.shape.allSatisfy({ $0 > 0 }) else {  // ggml divides by each dimension when it loads a file
+                throw PlanError.zeroSizeDimension(tensor: t.name, shape: t.info.shape, output: "GGUF")
+            }
             var rows: RowPermutation?
             if t.name.hasSuffix("self_attn.q_proj.weight") || t.name.hasSuffix("self_attn.k_proj.weight") {
                 rows = .hfToMeta(headDim: config.headDim)
@@ -54,9 +57,9 @@ public enum GGUFExport {
             }
             let info = TensorInfo(name: name, dtype: type, shape: t.info.shape)
             if type == .Q8_0 {
-                out.append(PlannedTensor(info: info, operation: .quantize(source: t, rows: rows, scheme: .q8_0)))
+                out.append(PlannedTensor(info: info, operation: Q8_0Operation(t, rows: rows, stats: stats, statsKey: name)))
             } else if let rows {
-                out.append(PlannedTensor(info: info, operation: .assemble(parts: [t], axis: 0, rows: rows)))
+                out.append(PlannedTensor(info: info, operation: GatherRowsOperation(parts: [t], axis: 0, rows: rows, output: info)))
             } else {
                 let c = PlannedTensor.converting(t, to: type)
                 out.append(PlannedTensor(info: info, operation: c.operation))
@@ -167,33 +170,25 @@ public enum GGUFExport {
             throw ConfigError.missingField(file: model.path(of: "config.json"), key: "(config.json is needed for GGUF metadata)")
         }
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
-        let (plan, notes) = plan(model: model, config: config, outType: outType)
+        let stats = QualityStats()
+        let (plan, notes) = try plan(model: model, config: config, outType: outType, stats: stats)
         let meta = try metadata(model: model, config: config, outType: outType, parameters: plan.reduce(0) { $0 + $1.info.elementCount })
-        let folderPath = Path.parent(output)
-        let headerBytes = GGUFWriter.header(metadata: meta, tensors: plan.map(\.info), alignment: GGUFFile.defaultAlignment).count
-        try PlanChecks.checkSpace(folder: folderPath, bytes: headerBytes + plan.reduce(0) { $0 + $1.info.byteCount + 32 })
-        if Sys.status(output) != nil && !overwrite {
-            throw OutputError.targetHasOutput(path: output, command: "an existing file; pass --overwrite to replace it")
-        }
-        // Temp files of an earlier run of this output that was killed (".<name>.ckpt-tmp.<pid>"): ours, removed.
-        let prefix = "." + Path.baseName(output) + ".ckpt-tmp."
-        for n in (try? Sys.listDirectory(folderPath)) ?? [] where n.hasPrefix(prefix) { try? Sys.unlink(Path.join(folderPath, n)) }
-        let progress = Progress(label: "gguf", total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: showProgress)
-        let engine = Engine(progress: progress)
-        let writer = try GGUFWriter(metadata: meta, tensors: plan.map(\.info), output: AtomicOutputFile(path: output))
-        do {
-            for p in plan where p.info.byteCount > 0 { try engine.stream(p, into: writer) }
-            _ = try writer.finish()
-        } catch {
-            writer.abort()
-            throw error
-        }
-        progress.finish()
+        let infos = plan.map(\.info)
+        let fileBytes = GGUFWriter.header(metadata: meta, tensors: infos, alignment: GGUFFile.defaultAlignment).count
+            + infos.reduce(0) { $0 + GGUFWriter.padded($1.byteCount, GGUFFile.defaultAlignment) }
+        let run = OutputRun(path: output, command: command,
+                            identity: OutputRun.identity("gguf", inputs: [model.inputPath], output: output, options: ["type=\(outType)"]),
+                            inputs: [model.inputPath], overwrite: overwrite, label: "gguf", showProgress: showProgress)
+        let r = try ModelOutput.writeFile(plan, fileBytes: fileBytes, makeWriter: { file in
+            try GGUFWriter(metadata: meta, tensors: infos, output: file)
+        }, run: run)
         let sources = plan.compactMap { p -> (name: String, statKey: String, before: Int, after: Int)? in
-            guard case .quantize(let s, _, _) = p.operation else { return nil }
-            return (s.name, p.info.name, s.byteCount, p.info.byteCount)
+            guard let q = p.operation as? Q8_0Operation else { return nil }
+            return (q.source.name, p.info.name, q.source.byteCount, p.info.byteCount)
         }
-        return Quantize.report(stats: engine.quality, sources: sources, totalBefore: model.totalBytes,
-                               totalAfter: Sys.status(output)?.size ?? 0, notes: notes, seconds: Sys.now() - start, output: output)
+        var report = Quantize.report(stats: stats, sources: sources, totalBefore: model.totalBytes,
+                                     totalAfter: r.files.first?.bytes ?? 0, notes: notes, seconds: Sys.now() - start, output: output)
+        report.upToDate = r.upToDate
+        return report
     }
 }

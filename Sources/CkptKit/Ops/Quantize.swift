@@ -58,8 +58,11 @@ public enum Quantize {
         public var totalSNRDB: Double
         public var seconds: Double
         public var output: String
+        /// The output was already complete for this same run: nothing was written (the statistics are not recomputed).
+        public var upToDate = false
 
         public var text: String {
+            if upToDate { return "up to date: \(output) (every file re-hashed and equal to the journal; nothing written)\n" }
             var out = Table.render(headers: ["tensor", "max |err|", "rel RMS err", "SNR dB", "bytes before", "after"], rows: rows.map {
                 [$0.name, sci($0.maxAbsError), sci($0.relRMSError), Format.fixed($0.snrDB, 2), Format.grouped($0.bytesBefore), Format.grouped($0.bytesAfter)]
             }, rightAligned: [1, 2, 3, 4, 5])
@@ -84,6 +87,7 @@ public enum Quantize {
                 ])),
                 ("notes", .array(notes.map { .string($0) })),
                 ("seconds", .number(Format.fixed(seconds, 3))),
+                ("up_to_date", .bool(upToDate)),
             ])
         }
 
@@ -118,18 +122,22 @@ public enum Quantize {
         let model = try ModelFolder(source, revision: revision)
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
         var plan: [PlannedTensor] = []
+        let stats = QualityStats()
         var sources: [(name: String, statKey: String, before: Int, after: Int)] = []
         var ignored: [String] = []
         var notes: [String] = []
         for t in model.tensors where !Delta.isBuffer(t.name) {
             guard let module = linearModule(t.name), t.info.shape.count == 2 else {
-                plan.append(PlannedTensor(info: t.info, operation: .copy(t)))
+                plan.append(PlannedTensor(info: t.info, operation: CopyOperation(t)))
                 continue
             }
             guard t.info.dtype == .F16 || t.info.dtype == .BF16 else {
                 throw QuantizeError.unsupportedDType(tensor: t.name, dtype: t.info.dtype)
             }
             let (rows, cols) = (t.info.shape[0], t.info.shape[1])
+            guard rows > 0, cols > 0 else {
+                throw PlanError.zeroSizeDimension(tensor: t.name, shape: t.info.shape, output: "int8 quantization")
+            }
             let group: Int
             switch scheme {
             case .int8Channel: group = cols
@@ -138,7 +146,7 @@ public enum Quantize {
                     // As compressed-tensors: a width the group size does not divide stays unquantized, listed in ignore.
                     ignored.append(module)
                     notes.append("\(module): in_features \(cols) is not divisible by group size \(g); left unquantized (listed in ignore)")
-                    plan.append(PlannedTensor(info: t.info, operation: .copy(t)))
+                    plan.append(PlannedTensor(info: t.info, operation: CopyOperation(t)))
                     continue
                 }
                 group = g
@@ -147,9 +155,9 @@ public enum Quantize {
             let scale = TensorInfo(name: module + ".weight_scale", dtype: t.info.dtype, shape: [rows, cols / group])
             let shape = TensorInfo(name: module + ".weight_shape", dtype: .I64, shape: [2])
             let shapeBytes = [Int64(rows), Int64(cols)].flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-            plan.append(PlannedTensor(info: packed, operation: .quantize(source: t, rows: nil, scheme: .ctPacked(group: group))))
-            plan.append(PlannedTensor(info: scale, operation: .quantize(source: t, rows: nil, scheme: .ctScale(group: group))))
-            plan.append(PlannedTensor(info: shape, operation: .constant(shapeBytes)))
+            plan.append(PlannedTensor(info: packed, operation: CTPackOperation(t, group: group, stats: stats, statsKey: packed.name)))
+            plan.append(PlannedTensor(info: scale, operation: CTScaleOperation(t, group: group)))
+            plan.append(PlannedTensor(info: shape, operation: ConstantOperation(shapeBytes)))
             sources.append((t.name, packed.name, t.byteCount, packed.byteCount + scale.byteCount + shape.byteCount))
         }
         ignored.append("lm_head")
@@ -157,11 +165,16 @@ public enum Quantize {
         guard let config = try model.config() else { throw ConfigError.missingField(file: model.path(of: "config.json"), key: "(config.json)") }
         let sideFiles = [SideFile.text("config.json", compressedTensorsConfig(config.json, scheme: scheme, ignore: ignored))]
             + model.sideFiles.filter { $0 != "config.json" }.map { SideFile.copy($0, from: model.path(of: $0)) }
-        let (_, engine) = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, to: output, command: command,
-                                                inputs: [model.inputPath], overwrite: overwrite, label: "quantize",
-                                                showProgress: showProgress)
-        return report(stats: engine.quality, sources: sources, totalBefore: model.totalBytes,
-                      totalAfter: plan.reduce(0) { $0 + $1.info.byteCount }, notes: notes, seconds: Sys.now() - start, output: output)
+        let schemeName = switch scheme { case .int8Channel: "int8-channel"; case .int8Group(let g): "int8-group/\(g)" }
+        let run = OutputRun(path: output, command: command,
+                            identity: OutputRun.identity("quantize", inputs: [model.inputPath], output: output,
+                                                         options: ["scheme=\(schemeName)", "max-shard-size=\(maxShardSize)"]),
+                            inputs: [model.inputPath], overwrite: overwrite, label: "quantize", showProgress: showProgress)
+        let r = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, run: run)
+        var rep = report(stats: stats, sources: sources, totalBefore: model.totalBytes,
+                         totalAfter: plan.reduce(0) { $0 + $1.info.byteCount }, notes: notes, seconds: Sys.now() - start, output: output)
+        rep.upToDate = r.upToDate
+        return rep
     }
 
     /// config.json with compressed-tensors' `quantization_config`, as the library's `update_config` writes it

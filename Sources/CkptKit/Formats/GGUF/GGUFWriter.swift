@@ -1,3 +1,16 @@
+/// Errors of the GGUF writer.
+public enum GGUFWriteError: CkptError, Equatable {
+    /// Bytes that do not follow the planned layout (an internal error: nothing is left under the final name).
+    case writeOutOfOrder(file: String, tensor: String, detail: String)
+
+    public var code: String { "ggufWriteOutOfOrder" }
+    public var description: String {
+        switch self {
+        case let .writeOutOfOrder(f, t, d): "\(f): tensor '\(t)': \(d)"
+        }
+    }
+}
+
 /// Streams a GGUF v3 file as gguf-py's `GGUFWriter` lays it out: header, metadata in the given order, tensor infos
 /// (dims innermost first, offsets relative to the data section, each aligned), zero padding to the alignment, then
 /// each tensor's data followed by zero padding to the alignment (the last one too).
@@ -56,7 +69,7 @@ public final class GGUFWriter: CheckpointWriter {
 
     public func write(_ chunk: UnsafeRawBufferPointer, tensor name: String) throws {
         guard let t = currentTensor, t.name == name, written + chunk.count <= t.byteCount else {
-            throw SafetensorsError.writeOutOfOrder(file: output.finalPath, tensor: name, detail: "bytes arrived out of plan order")
+            throw GGUFWriteError.writeOutOfOrder(file: output.finalPath, tensor: name, detail: "bytes arrived out of plan order")
         }
         try output.write(chunk)
         written += chunk.count
@@ -68,12 +81,12 @@ public final class GGUFWriter: CheckpointWriter {
         }
     }
 
-    public func finish() throws -> (sha256: String, bytes: Int) {
+    public func close() throws -> AtomicOutputFile {
         if let t = currentTensor {
             output.abort()
-            throw SafetensorsError.writeOutOfOrder(file: output.finalPath, tensor: t.name, detail: "incomplete: the writer was finished early")
+            throw GGUFWriteError.writeOutOfOrder(file: output.finalPath, tensor: t.name, detail: "incomplete: the writer was finished early")
         }
-        return try output.commit()
+        return output
     }
 
     public func abort() { output.abort() }

@@ -147,9 +147,8 @@ public final class MetaCheckpoint {
                     throw MetaError.shapeMismatch(tensor: name, detail: "shard shape \(q.info.shape), expected \(expected) for \(mp) shards of \(shape)")
                 }
             }
-            let outType = dtype ?? dt
-            out.append(PlannedTensor(info: TensorInfo(name: hfName, dtype: outType, shape: shape),
-                                     operation: .assemble(parts: parts, axis: axis, rows: rows)))
+            let info = TensorInfo(name: hfName, dtype: dtype ?? dt, shape: shape)
+            out.append(PlannedTensor(info: info, operation: GatherRowsOperation(parts: parts, axis: axis, rows: rows, output: info)))
         }
         func replicated(_ name: String, _ hfName: String, length: Int) throws {
             let t = try part(shards[0], name)

@@ -88,13 +88,13 @@ public final class SafetensorsWriter {
         }
     }
 
-    /// Commits the file (fsync + rename). Fails if any planned tensor is incomplete.
-    public func finish() throws -> (sha256: String, bytes: Int) {
+    /// The file, ready to commit. Fails if any planned tensor is incomplete.
+    public func close() throws -> AtomicOutputFile {
         if let t = currentTensor {
             output.abort()
             throw SafetensorsError.writeOutOfOrder(file: output.finalPath, tensor: t.name, detail: "incomplete: the writer was finished early")
         }
-        return try output.commit()
+        return output
     }
 
     public func abort() { output.abort() }

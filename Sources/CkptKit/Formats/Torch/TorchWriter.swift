@@ -1,3 +1,16 @@
+/// Errors of the PyTorch zip writer.
+public enum TorchWriteError: CkptError, Equatable {
+    /// Bytes that do not follow the planned layout (an internal error: nothing is left under the final name).
+    case writeOutOfOrder(file: String, tensor: String, detail: String)
+
+    public var code: String { "torchWriteOutOfOrder" }
+    public var description: String {
+        switch self {
+        case let .writeOutOfOrder(f, t, d): "\(f): tensor '\(t)': \(d)"
+        }
+    }
+}
+
 import CZlibShim
 
 /// Protocol-2 pickle of a state dict as `torch.save` writes it: an `OrderedDict` of
@@ -144,7 +157,7 @@ public final class TorchZipWriter: CheckpointWriter {
 
     public func write(_ chunk: UnsafeRawBufferPointer, tensor name: String) throws {
         guard let t = currentTensor, t.name == name, written + chunk.count <= t.byteCount else {
-            throw SafetensorsError.writeOutOfOrder(file: output.finalPath, tensor: name, detail: "bytes arrived out of plan order")
+            throw TorchWriteError.writeOutOfOrder(file: output.finalPath, tensor: name, detail: "bytes arrived out of plan order")
         }
         try output.write(chunk)
         crc = CZlibShim.crc32_z(crc, chunk.baseAddress?.assumingMemoryBound(to: UInt8.self), chunk.count)
@@ -152,14 +165,14 @@ public final class TorchZipWriter: CheckpointWriter {
         if written == t.byteCount { try endTensor() }
     }
 
-    public func finish() throws -> (sha256: String, bytes: Int) {
+    public func close() throws -> AtomicOutputFile {
         if let t = currentTensor {
             output.abort()
-            throw SafetensorsError.writeOutOfOrder(file: output.finalPath, tensor: t.name, detail: "incomplete: the writer was finished early")
+            throw TorchWriteError.writeOutOfOrder(file: output.finalPath, tensor: t.name, detail: "incomplete: the writer was finished early")
         }
         try writeWholeEntry("version", Array("3\n".utf8))
         try writeCentralDirectory()
-        return try output.commit()
+        return output
     }
 
     public func abort() { output.abort() }
