@@ -8,7 +8,8 @@ import CKernels
 /// (`chunkBytes` bytes) — 3 × chunkBytes (12 MiB at the default 4 MiB) — plus at most `2 × chunkBytes` of mapped input
 /// resident between a piece's prefetch and its release.
 public final class Engine {
-    public static let defaultChunkBytes = 4 << 20
+    /// 4 MiB, or CKPT_CHUNK_BYTES (at least 4096): small values make every row of a small test model "too long".
+    public static let defaultChunkBytes: Int = Sys.environment("CKPT_CHUNK_BYTES").flatMap(Int.init).map { max($0, 4096) } ?? 4 << 20
 
     public let chunkBytes: Int
     public let threads: Int

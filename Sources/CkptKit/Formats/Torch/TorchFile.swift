@@ -138,9 +138,10 @@ public final class TorchFile: WeightFile {
     private static func view(name: String, _ t: TorchTensorRef, storage s: (file: MappedFile, offset: Int, size: Int),
                              path: String) throws -> StoredTensor {
         let info = TensorInfo(name: name, dtype: t.storage.dtype, shape: t.size)
-        // Contiguous (row-major) strides; dimensions of size 1 may have any stride.
+        // Contiguous (row-major) strides; dimensions of size 1 may have any stride, and a tensor with no elements is
+        // contiguous whatever its strides (torch's is_contiguous; torch.save writes (1, 1) for a [4, 0] tensor).
         var expected = 1
-        for (d, st) in zip(t.size, t.stride).reversed() {
+        for (d, st) in zip(t.size, t.stride).reversed() where !t.size.contains(0) {
             if d != 1 && st != expected { throw TorchError.nonContiguous(file: path, tensor: name, size: t.size, stride: t.stride) }
             let (p, o) = expected.multipliedReportingOverflow(by: d)
             if o { throw TorchError.storageOutOfRange(file: path, tensor: name, needed: Int.max, available: s.size) }
