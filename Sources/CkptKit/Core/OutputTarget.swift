@@ -340,14 +340,22 @@ public final class OutputTarget: Sendable {
         try AtomicOutputFile(path: Path.join(directory, name))
     }
 
+    /// Fault injection for the interrupt tests: with CKPT_TEST_SIGNAL_AFTER_FILES=N the process sends itself SIGINT
+    /// (SIGTERM with CKPT_TEST_SIGNAL=TERM) once the journal records its Nth finished file.
+    static let signalAfterFiles: Int? = Sys.environment("CKPT_TEST_SIGNAL_AFTER_FILES").flatMap(Int.init)
+
     /// Records a committed file in the journal.
     public func finished(_ name: String, sha256: String, bytes: Int) throws {
-        state.withLock { s in
+        let count = state.withLock { s -> Int in
             s.journal.files.removeAll { $0.0 == name }
             s.journal.files.append((name, Journal.Entry(sha256: sha256, bytes: bytes)))
             if !s.journal.planned.contains(name) { s.journal.planned.append(name) }
+            return s.journal.files.count - s.reused.count
         }
         try writeJournal()
+        if let n = Self.signalAfterFiles, n == count {
+            Sys.signalSelf(Sys.environment("CKPT_TEST_SIGNAL") == "TERM" ? 15 : 2)
+        }
     }
 
     /// Writes a small file atomically and records it.

@@ -289,6 +289,9 @@ public enum Sys {
     /// SIGKILL to this process (fault-injection tests only).
     public static func killSelf() { _ = kill(getpid(), SIGKILL) }
 
+    /// Sends `signal` to this process (fault injection: a real SIGINT / SIGTERM at a reproducible point).
+    public static func signalSelf(_ signal: Int32) { _ = kill(getpid(), signal) }
+
     public static func environment(_ name: String) -> String? {
         guard let v = getenv(name) else { return nil }
         return String(cString: v)
