@@ -70,10 +70,15 @@ case "read":
         _ = f
     }
 case "gen-llama":
-    // A ≈1B-parameter f16 LLaMA (hidden 2048, 16 layers, 32 heads, intermediate 5632, vocab 32000) with random
-    // weights (std ≈ 0.02, norms 1), in one model.safetensors with its config.json.
-    guard args.count == 3 else { fail("usage: ckpt-bench gen-llama DIR") }
-    let (h, layers, inter, vocab) = (2048, 16, 5632, 32000)
+    // An f16 LLaMA with random weights (std ≈ 0.02, norms 1; a "delta" has values 100× smaller and norms ≈ 0) and its
+    // config.json. Defaults: ≈1B parameters (hidden 2048, 16 layers, 32 heads, intermediate 5632, vocab 32000) in one
+    // model.safetensors. Options (positional, after DIR): HIDDEN INTER LAYERS VOCAB SHARDS FORMAT KIND SEED.
+    guard args.count >= 3 else { fail("usage: ckpt-bench gen-llama DIR [HIDDEN INTER LAYERS VOCAB SHARDS safetensors|bin weights|delta SEED]") }
+    func arg(_ i: Int, _ d: Int) -> Int { args.count > i ? Int(args[i]) ?? d : d }
+    let (h, inter, layers, vocab, shards) = (arg(3, 2048), arg(4, 5632), arg(5, 16), arg(6, 32000), max(1, arg(7, 1)))
+    let format = ShardLayout.Format(rawValue: args.count > 8 ? args[8] : "safetensors") ?? .safetensors
+    let isDelta = args.count > 9 && args[9] == "delta"
+    let seed = UInt64(arg(10, 1))
     var infos = [TensorInfo(name: "model.embed_tokens.weight", dtype: .F16, shape: [vocab, h])]
     for i in 0..<layers {
         let p = "model.layers.\(i)."
@@ -86,29 +91,40 @@ case "gen-llama":
     }
     infos.append(TensorInfo(name: "model.norm.weight", dtype: .F16, shape: [h]))
     infos.append(TensorInfo(name: "lm_head.weight", dtype: .F16, shape: [vocab, h]))
+    let total = infos.reduce(0) { $0 + $1.byteCount }
+    let layout = ShardLayout(tensors: infos, maxShardSize: (total + shards - 1) / shards, format: format)
     let folder = try OutputTarget(folder: args[2], command: Array(args), inputs: [], overwrite: true)
-    let layout = try SafetensorsLayout(tensors: infos)
-    let w = try SafetensorsWriter(layout: layout, output: folder.createFile("model.safetensors"))
-    var s: UInt64 = 0x1234_5678_9ABC_DEF1
-    let one = Kernels.f32ToF16(1)
-    for t in layout.order {
-        let n = t.elementCount
-        var buf = [UInt16](repeating: one, count: min(n, 1 << 20))
-        var done = 0
-        while done < n {
-            let m = min(buf.count, n - done)
-            if !t.name.hasSuffix("norm.weight") {
-                for i in 0..<m {
-                    s ^= s << 13; s ^= s >> 7; s ^= s << 17
-                    buf[i] = Kernels.f32ToF16(Float(Int64(bitPattern: s >> 8) % 1000) * 0.00004)
-                }
-            }
-            try buf.withUnsafeBytes { try w.write(UnsafeRawBufferPointer(rebasing: $0[0..<(m * 2)]), tensor: t.name) }
-            done += m
-        }
+    // A pool of random values written at rotating offsets (generating every value would dominate the run).
+    let poolCount = (8 << 20) + 4093
+    var pool = [UInt16](repeating: 0, count: poolCount)
+    var s: UInt64 = 0x1234_5678_9ABC_DEF1 &* (seed | 1)
+    for i in 0..<poolCount {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17
+        pool[i] = Kernels.f32ToF16(Float(Int64(bitPattern: s >> 8) % 1000) * (isDelta ? 0.0000004 : 0.00004))
     }
-    let r = try w.finish()
-    try folder.finished("model.safetensors", sha256: r.sha256, bytes: r.bytes)
+    let normValue = Kernels.f32ToF16(isDelta ? 0.001 : 1)
+    var rotation = Int(seed % 4096)
+    for shard in layout.shards {
+        let w = try layout.makeWriter(shard: shard, file: folder.createFile(shard.name))
+        for t in w.order {
+            let n = t.elementCount
+            if t.name.hasSuffix("norm.weight") {
+                let norm = [UInt16](repeating: normValue, count: n)
+                try norm.withUnsafeBytes { try w.write($0, tensor: t.name) }
+                continue
+            }
+            var done = 0
+            while done < n {
+                let m = min(1 << 20, n - done)
+                rotation = (rotation + 7919) % (poolCount - (1 << 20))
+                try pool.withUnsafeBytes { try w.write(UnsafeRawBufferPointer(rebasing: $0[(rotation * 2)..<((rotation + m) * 2)]), tensor: t.name) }
+                done += m
+            }
+        }
+        let r = try w.finish()
+        try folder.finished(shard.name, sha256: r.sha256, bytes: r.bytes)
+    }
+    if let idx = layout.indexFileName { try folder.writeSmallFile(idx, contents: layout.indexText) }
     try folder.writeSmallFile("config.json", contents: """
     {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": \(h), "intermediate_size": \(inter),
      "num_hidden_layers": \(layers), "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": \(vocab),

@@ -141,6 +141,7 @@ public struct CombineOperation: TensorOperation {
             Kernels.fromFloat32(o.baseAddress!, to: dtype, scratch.baseAddress!, count: m)
             Kernels.toFloat32(scratch.baseAddress!, from: dtype, o.baseAddress!, count: m)
         }
+        for (t, r) in reads(Piece(rows: 0..<1, cols: range)) { t.release(r) }
         return out
     }
 }

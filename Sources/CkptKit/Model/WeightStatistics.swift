@@ -33,6 +33,7 @@ public enum WeightStatistics {
         guard t.info.dtype.isFloat, n > 0 else { return [] }
         var out = [Float](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { Kernels.toFloat32(t.bytes(range).baseAddress!, from: t.info.dtype, $0.baseAddress!, count: n) }
+        t.release(range)  // a read here maps whole page-cache folios: drop them, or they stay resident until streamed
         return out
     }
 
