@@ -6,7 +6,7 @@ CKPT_DBG   := .build/debug/ckpt
 PYTHON     := .venv/bin/python
 DEMO_OUT   := .build/demo
 
-.PHONY: all deps build release test test-large demo bench install fixtures fixtures-env crosscheck fuzz clean
+.PHONY: all deps build release test test-large demo bench bench-large install fixtures fixtures-env crosscheck fuzz asan clean
 
 all: build
 
@@ -51,6 +51,11 @@ demo: release
 bench: release
 	bash Benchmarks/bench.sh
 
+# Opt-in: apply-delta, convert and quantize on a generated model of LLaMA-7B widths (≈7 GB base + 7 GB delta; needs
+# 26 GB of free disk, checked first).
+bench-large: release
+	BENCH_LARGE=1 bash Benchmarks/bench.sh
+
 install: release
 	install -d $(PREFIX)/bin
 	install -m 755 $(CKPT_REL) $(PREFIX)/bin/ckpt
@@ -77,5 +82,13 @@ crosscheck: release
 fuzz: deps
 	bash Benchmarks/fuzz.sh
 
+# The degenerate-shape sweep, the sink's fault tests and the malformed-input sweep with the library, the CLI and the
+# tests all built with AddressSanitizer (any heap overflow or use-after-free aborts the run). Leak detection is off:
+# the only reports are the test harness's own (XCTest, Foundation.Process).
+asan: deps
+	$(SWIFT) build --sanitize=address --scratch-path .build-asan --build-tests
+	ASAN_OPTIONS=detect_leaks=0 CKPT_TEST_BINARY=$(CURDIR)/.build-asan/debug/ckpt $(SWIFT) test --sanitize=address --scratch-path .build-asan --skip-build \
+		--filter 'ShapeSweepTests|SinkTests|SweepTests|FuzzRegressionTests'
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-asan

@@ -11,17 +11,6 @@ GEN=.build/release/ckpt-bench
 command -v /usr/bin/time >/dev/null 2>&1 || { apt-get install -y -qq time >/dev/null 2>&1 || true; }
 
 mkdir -p "$DIR"
-if [ ! -f "$DIR/one/model.safetensors" ]; then
-  echo "generating inputs in $DIR (1.2 GB single file; 1.2 GB in 4 shards)..."
-  rm -rf "$DIR/one" "$DIR/shards"
-  $GEN gen "$DIR/one" 1.2GB 1
-  $GEN gen "$DIR/shards" 1.2GB 4
-fi
-ONE="$DIR/one/model.safetensors"
-SHARDS=("$DIR"/shards/model-*.safetensors)
-BYTES_ONE=$(stat -c %s "$ONE")
-BYTES_SHARDS=$(cat "${SHARDS[@]}" | wc -c)
-cat "$ONE" "${SHARDS[@]}" > /dev/null   # warm the page cache
 
 # time_us CMD...: wall-clock microseconds of one run (output discarded).
 time_us() { local s e; s=$(date +%s%N); "$@" > /dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
@@ -40,7 +29,20 @@ paired_us() {
   printf "%s %s\n" "$(echo $a | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')" \
                     "$(echo $b | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')"
 }
-want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize,forward
+want() { [ -z "${BENCH_ONLY:-}" ] && [ -z "${BENCH_LARGE:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize,forward
+if want checksum || want read; then
+if [ ! -f "$DIR/one/model.safetensors" ]; then
+  echo "generating inputs in $DIR (1.2 GB single file; 1.2 GB in 4 shards)..."
+  rm -rf "$DIR/one" "$DIR/shards"
+  $GEN gen "$DIR/one" 1.2GB 1
+  $GEN gen "$DIR/shards" 1.2GB 4
+fi
+ONE="$DIR/one/model.safetensors"
+SHARDS=("$DIR"/shards/model-*.safetensors)
+BYTES_ONE=$(stat -c %s "$ONE")
+BYTES_SHARDS=$(cat "${SHARDS[@]}" | wc -c)
+cat "$ONE" "${SHARDS[@]}" > /dev/null   # warm the page cache
+fi
 gbps() { awk -v b="$1" -v us="$2" 'BEGIN {printf "%.2f", b / us / 1000}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
@@ -101,22 +103,63 @@ for size in 1.1GB 4.2GB; do
 done
 fi
 
-if want delta; then
-echo "== apply-delta (base + delta → target; fsync on for ckpt and the floor; inputs in the page cache)"
-for size in 1.1GB 4.2GB; do
-  base="$DIR/delta-base-$size"; delta="$DIR/delta-delta-$size"
-  [ -f "$base/.ckpt-journal.json" ] || { rm -rf "$base"; $GEN gen "$base" "$size" 3 safetensors 1; }
-  [ -f "$delta/.ckpt-journal.json" ] || { rm -rf "$delta"; $GEN gen "$delta" "$size" 3 safetensors 2; }
-  cat "$base"/*.safetensors "$delta"/*.safetensors > /dev/null
-  out="$DIR/delta-out"
+# run_stats "CMD": "wall user sys maxrss_kb" of one run of a shell command (user/sys include its children).
+run_stats() { /usr/bin/time -f "%e %U %S %M" sh -c "$1" 2>&1 >/dev/null | tail -1; }
+# paired_stats "CMD A" "CMD B": A and B alternately $RUNS times (same disk and cache drift for both); prints the
+# medians "wallA userA sysA rssA wallB userB sysB rssB".
+paired_stats() {
+  local fa="$DIR/.stats-a" fb="$DIR/.stats-b"; : > "$fa"; : > "$fb"
+  for _ in $(seq "$RUNS"); do sync; run_stats "$1" >> "$fa"; sync; run_stats "$2" >> "$fb"; done
+  med() { sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}'; }
+  local out=""
+  for f in "$fa" "$fb"; do for c in 1 2 3 4; do out="$out $(cut -d' ' -f$c "$f" | med)"; done; done
+  echo $out
+}
+# delta_bench LABEL BASE DELTA: apply-delta vs the I/O floor (read both inputs, write and fsync the output's size).
+delta_bench() {
+  local label=$1 base=$2 delta=$3 out="$DIR/delta-out"
+  cat "$base"/*.safetensors "$delta"/*.bin > /dev/null
   rm -rf "$out"; $CKPT apply-delta --base "$base" --delta "$delta" --target "$out" > /dev/null
-  bytes_out=$(cat "$out"/*.safetensors | wc -c)
-  rss=$(rm -rf "$out"; rss_kb $CKPT apply-delta --base "$base" --delta "$delta" --target "$out")
-  read -r ad floor < <(paired_us "rm -rf '$out'; $CKPT apply-delta --base '$base' --delta '$delta' --target '$out' > /dev/null" \
-    "rm -f '$DIR/floor.out'; cat '$base'/*.safetensors '$delta'/*.safetensors > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
-  echo "  $size base + $size delta: ckpt $(awk -v u=$ad 'BEGIN{printf "%.2f", u/1e6}') s, floor $(awk -v u=$floor 'BEGIN{printf "%.2f", u/1e6}') s, ratio $(ratio $ad $floor)× (goal ≤ 1.2×), peak RSS $rss KB (goal ≤ 65536 KB)"
+  local bytes_out; bytes_out=$(cat "$out"/*.safetensors | wc -c)
+  read -r cw cu cs cr fw fu fs fr < <(paired_stats "rm -rf '$out'; $CKPT apply-delta --base '$base' --delta '$delta' --target '$out'" \
+    "rm -f '$DIR/floor.out'; cat '$base'/*.safetensors '$delta'/*.bin > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
+  echo "  $label ($(awk -v b=$bytes_out 'BEGIN{printf "%.2f", b/1e9}') GB out), medians of $RUNS alternated pairs:"
+  echo "    ckpt:  wall $cw s, CPU $cu user + $cs sys = $(awk -v a=$cu -v b=$cs 'BEGIN{printf "%.2f", a+b}') s, peak RSS $((cr / 1024)) MiB"
+  echo "    floor: wall $fw s, CPU $fu user + $fs sys = $(awk -v a=$fu -v b=$fs 'BEGIN{printf "%.2f", a+b}') s"
+  echo "    ratio: wall $(ratio $cw $fw)× (goal ≤ 1.2×), CPU $(awk -v a=$cu -v b=$cs -v c=$fu -v d=$fs 'BEGIN{printf "%.2f", (a+b)/(c+d)}')× (goal ≤ 1.5×), peak RSS $((cr / 1024)) MiB (goal ≤ 64 MiB)"
   rm -rf "$out" "$DIR/floor.out"
-done
+}
+# rss_row LABEL CMD OUT: peak RSS of one run of a writing command (its output removed before and after).
+rss_row() { rm -rf "$3"; echo "    $1: peak RSS $(( $(rss_kb sh -c "$2") / 1024 )) MiB"; rm -rf "$3"; }
+
+if want delta; then
+echo "== apply-delta on a generated 1B LLaMA: safetensors base + .bin delta in 3 shards (as vicuna deltas ship); fsync on"
+base="$DIR/llama-1b"; delta="$DIR/llama-1b-delta"
+[ -f "$base/.ckpt-journal.json" ] || { rm -rf "$base"; $GEN gen-llama "$base"; }
+[ -f "$delta/.ckpt-journal.json" ] || { rm -rf "$delta"; $GEN gen-llama "$delta" 2048 5632 16 32000 3 bin delta 2; }
+delta_bench "1B (hidden 2048, 16 layers)" "$base" "$delta"
+echo "  peak RSS of the other writing commands on the same model:"
+rss_row "convert → .bin" "$CKPT convert '$base' '$DIR/rss-out' --to bin" "$DIR/rss-out"
+rss_row "quantize int8-channel" "$CKPT quantize '$base' '$DIR/rss-out' --scheme int8-channel" "$DIR/rss-out"
+rss_row "quantize q8_0" "$CKPT quantize '$base' '$DIR/rss-out.gguf' --scheme q8_0" "$DIR/rss-out.gguf"
+fi
+
+if [ -n "${BENCH_LARGE:-}" ]; then
+echo "== bench-large: a model of LLaMA-7B widths (hidden 4096, intermediate 11008, vocab 32000) with 16 layers (≈7 GB)"
+need=$((26 * 1000 * 1000 * 1000))
+free=$(df -B1 --output=avail "$DIR" | tail -1)
+if [ "$free" -lt "$need" ]; then
+  echo "  SKIPPED: $(awk -v b=$free 'BEGIN{printf "%.1f", b/1e9}') GB free in $DIR, needs 26 GB (base + delta + output)"
+else
+  base="$DIR/llama-7bw"; delta="$DIR/llama-7bw-delta"
+  [ -f "$base/.ckpt-journal.json" ] || { rm -rf "$base"; $GEN gen-llama "$base" 4096 11008 16 32000 2 safetensors weights 1; }
+  [ -f "$delta/.ckpt-journal.json" ] || { rm -rf "$delta"; $GEN gen-llama "$delta" 4096 11008 16 32000 3 bin delta 2; }
+  RUNS=${LARGE_RUNS:-3} delta_bench "7B widths" "$base" "$delta"
+  echo "  peak RSS of the other writing commands on the same model:"
+  rss_row "convert → .bin" "$CKPT convert '$base' '$DIR/rss-out' --to bin" "$DIR/rss-out"
+  rss_row "quantize int8-channel" "$CKPT quantize '$base' '$DIR/rss-out' --scheme int8-channel" "$DIR/rss-out"
+  rss_row "quantize q8_0" "$CKPT quantize '$base' '$DIR/rss-out.gguf' --scheme q8_0" "$DIR/rss-out.gguf"
+fi
 fi
 
 if want quantize; then

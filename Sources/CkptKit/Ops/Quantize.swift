@@ -154,7 +154,7 @@ public enum Quantize {
             let packed = TensorInfo(name: module + ".weight_packed", dtype: .I32, shape: [rows, (cols + 3) / 4])
             let scale = TensorInfo(name: module + ".weight_scale", dtype: t.info.dtype, shape: [rows, cols / group])
             let shape = TensorInfo(name: module + ".weight_shape", dtype: .I64, shape: [2])
-            let shapeBytes = [Int64(rows), Int64(cols)].flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+            let shapeBytes = ByteWriter.u64(UInt64(rows)) + ByteWriter.u64(UInt64(cols))
             plan.append(PlannedTensor(info: packed, operation: CTPackOperation(t, group: group, stats: stats, statsKey: packed.name)))
             plan.append(PlannedTensor(info: scale, operation: CTScaleOperation(t, group: group)))
             plan.append(PlannedTensor(info: shape, operation: ConstantOperation(shapeBytes)))

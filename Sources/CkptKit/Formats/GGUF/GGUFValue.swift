@@ -42,8 +42,8 @@ public indirect enum GGUFValue: Sendable, Equatable {
     }
 
     /// The value encoded as it follows its type id in a GGUF file (little-endian).
-    public func encode(into out: inout [UInt8]) {
-        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+    public func encode(into out: inout ByteWriter) {
+        func le<T: FixedWidthInteger>(_ v: T) { out.le(v) }
         switch self {
         case .uint8(let v): le(v)
         case .int8(let v): le(v)
@@ -53,7 +53,7 @@ public indirect enum GGUFValue: Sendable, Equatable {
         case .int32(let v): le(v)
         case .float32(let v): le(v.bitPattern)
         case .bool(let v): out.append(v ? 1 : 0)
-        case .string(let s): le(UInt64(s.utf8.count)); out += s.utf8
+        case .string(let s): le(UInt64(s.utf8.count)); out.append(contentsOf: s.utf8)
         case .uint64(let v): le(v)
         case .int64(let v): le(v)
         case .float64(let v): le(v.bitPattern)

@@ -37,28 +37,27 @@ public final class GGUFWriter: CheckpointWriter {
 
     /// Header, metadata, tensor infos and the padding before the data section.
     public static func header(metadata: [(String, GGUFValue)], tensors: [TensorInfo], alignment: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        le(GGUFFile.magic)
-        le(UInt32(3))
-        le(UInt64(tensors.count))
-        le(UInt64(metadata.count))
+        var out = ByteWriter()
+        out.le(GGUFFile.magic)
+        out.le(UInt32(3))
+        out.le(UInt64(tensors.count))
+        out.le(UInt64(metadata.count))
         for (k, v) in metadata {
             GGUFValue.string(k).encode(into: &out)
-            le(v.type.rawValue)
+            out.le(v.type.rawValue)
             v.encode(into: &out)
         }
         var offset = 0
         for t in tensors {
             GGUFValue.string(t.name).encode(into: &out)
-            le(UInt32(t.shape.count))
-            for d in t.shape.reversed() { le(UInt64(d)) }
-            le(GGMLType.id(t.dtype) ?? 0)
-            le(UInt64(offset))
+            out.le(UInt32(t.shape.count))
+            for d in t.shape.reversed() { out.le(UInt64(d)) }
+            out.le(GGMLType.id(t.dtype) ?? 0)
+            out.le(UInt64(offset))
             offset += padded(t.byteCount, alignment)
         }
-        out += [UInt8](repeating: 0, count: padded(out.count, alignment) - out.count)
-        return out
+        out.pad(toMultipleOf: alignment)
+        return out.bytes
     }
 
     public var currentTensor: TensorInfo? { index < order.count ? order[index] : nil }

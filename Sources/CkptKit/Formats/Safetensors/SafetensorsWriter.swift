@@ -38,7 +38,7 @@ public struct SafetensorsLayout: Sendable {
         var json = Array(JSONWriter.compact(.object(members)).utf8)
         json.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - json.count % 8) % 8))
         guard json.count <= SafetensorsFile.maxHeaderLength else { throw .headerTooLargeToWrite(file: path, length: json.count) }
-        var header = withUnsafeBytes(of: UInt64(json.count).littleEndian) { Array($0) }
+        var header = ByteWriter.u64(UInt64(json.count))
         header.append(contentsOf: json)
         headerBytes = header
         order = sorted

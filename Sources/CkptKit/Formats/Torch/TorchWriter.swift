@@ -27,9 +27,9 @@ public enum PickleWriter {
         func put(_ k: String) {
             let i = memo.count
             memo[k] = i
-            if i < 256 { out += [0x71, UInt8(i)] } else { out.append(0x72); out += le32(UInt32(i)) }
+            if i < 256 { out += [0x71, UInt8(i)] } else { out.append(0x72); out += ByteWriter.u32(UInt32(i)) }
         }
-        func get(_ i: Int) { if i < 256 { out += [0x68, UInt8(i)] } else { out.append(0x6A); out += le32(UInt32(i)) } }
+        func get(_ i: Int) { if i < 256 { out += [0x68, UInt8(i)] } else { out.append(0x6A); out += ByteWriter.u32(UInt32(i)) } }
         func global(_ module: String, _ name: String) {
             let k = "g:\(module).\(name)"
             if let i = memo[k] { get(i); return }
@@ -42,17 +42,17 @@ public enum PickleWriter {
             if memoize, let i = memo[k] { get(i); return }
             let b = Array(s.utf8)
             out.append(0x58)
-            out += le32(UInt32(b.count))
+            out += ByteWriter.u32(UInt32(b.count))
             out += b
             if memoize { put(k) }
         }
         func int(_ v: Int) {
             if v >= 0 && v < 256 { out += [0x4B, UInt8(v)] }
             else if v >= 0 && v < 65536 { out += [0x4D, UInt8(v & 0xFF), UInt8(v >> 8)] }
-            else if v >= Int(Int32.min) && v <= Int(Int32.max) { out.append(0x4A); out += le32(UInt32(bitPattern: Int32(v))) }
+            else if v >= Int(Int32.min) && v <= Int(Int32.max) { out.append(0x4A); out += ByteWriter.u32(UInt32(bitPattern: Int32(v))) }
             else {
                 // LONG1: little-endian two's complement, minimal length.
-                var bytes = withUnsafeBytes(of: Int64(v).littleEndian) { Array($0) }
+                var bytes = ByteWriter.u64(UInt64(bitPattern: Int64(v)))
                 while bytes.count > 1 && ((bytes.last! == 0 && bytes[bytes.count - 2] & 0x80 == 0) || (bytes.last! == 0xFF && bytes[bytes.count - 2] & 0x80 != 0)) { bytes.removeLast() }
                 out += [0x8A, UInt8(bytes.count)] + bytes
             }
@@ -107,7 +107,6 @@ public enum PickleWriter {
         return strides
     }
 
-    static func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 }
 
 /// Streams a PyTorch zip checkpoint that `torch.load(weights_only=True)` accepts, laid out as torch writes it:
@@ -201,17 +200,17 @@ public final class TorchZipWriter: CheckpointWriter {
         var extra: [UInt8] = []
         if zip64 {
             var z: [UInt8] = []
-            z += le64(UInt64(size)) + le64(UInt64(size))
-            if cursor >= 0xFFFF_FFFF { z += le64(UInt64(cursor)) }
-            extra += le16(1) + le16(UInt16(z.count)) + z
+            z += ByteWriter.u64(UInt64(size)) + ByteWriter.u64(UInt64(size))
+            if cursor >= 0xFFFF_FFFF { z += ByteWriter.u64(UInt64(cursor)) }
+            extra += ByteWriter.u16(1) + ByteWriter.u16(UInt16(z.count)) + z
         }
         let start = cursor + 30 + name.count + extra.count + 4
         let pad = (Self.alignment - start % Self.alignment) % Self.alignment
-        extra += Array("FB".utf8) + le16(UInt16(pad)) + [UInt8](repeating: UInt8(ascii: "Z"), count: pad)
-        var h: [UInt8] = le32(0x04034B50) + le16(zip64 ? 45 : 20) + le16(0x0808) + le16(0) + le16(0) + le16(0)
-        h += le32(0)  // CRC: in the data descriptor
-        h += zip64 ? le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) : le32(0) + le32(0)
-        h += le16(UInt16(name.count)) + le16(UInt16(extra.count)) + name + extra
+        extra += Array("FB".utf8) + ByteWriter.u16(UInt16(pad)) + [UInt8](repeating: UInt8(ascii: "Z"), count: pad)
+        var h: [UInt8] = ByteWriter.u32(0x04034B50) + ByteWriter.u16(zip64 ? 45 : 20) + ByteWriter.u16(0x0808) + ByteWriter.u16(0) + ByteWriter.u16(0) + ByteWriter.u16(0)
+        h += ByteWriter.u32(0)  // CRC: in the data descriptor
+        h += zip64 ? ByteWriter.u32(0xFFFF_FFFF) + ByteWriter.u32(0xFFFF_FFFF) : ByteWriter.u32(0) + ByteWriter.u32(0)
+        h += ByteWriter.u16(UInt16(name.count)) + ByteWriter.u16(UInt16(extra.count)) + name + extra
         entryOffset = cursor
         entryName = String(decoding: name, as: UTF8.self)
         try emit(h)
@@ -222,7 +221,7 @@ public final class TorchZipWriter: CheckpointWriter {
     private func endEntry(size: Int) throws {
         let c = UInt32(truncatingIfNeeded: crc)
         let zip64 = size >= 0xFFFF_FFFF || entryOffset >= 0xFFFF_FFFF
-        let d: [UInt8] = le32(0x08074B50) + le32(c) + (zip64 ? le64(UInt64(size)) + le64(UInt64(size)) : le32(UInt32(size)) + le32(UInt32(size)))
+        let d: [UInt8] = ByteWriter.u32(0x08074B50) + ByteWriter.u32(c) + (zip64 ? ByteWriter.u64(UInt64(size)) + ByteWriter.u64(UInt64(size)) : ByteWriter.u32(UInt32(size)) + ByteWriter.u32(UInt32(size)))
         try emit(d)
         central.append(Central(name: entryName, crc: c, size: size, offset: entryOffset))
     }
@@ -233,31 +232,28 @@ public final class TorchZipWriter: CheckpointWriter {
             let name = Array(e.name.utf8)
             let bigSize = e.size >= 0xFFFF_FFFF, bigOffset = e.offset >= 0xFFFF_FFFF
             var z: [UInt8] = []
-            if bigSize { z += le64(UInt64(e.size)) + le64(UInt64(e.size)) }
-            if bigOffset { z += le64(UInt64(e.offset)) }
-            let extra: [UInt8] = z.isEmpty ? [] : le16(1) + le16(UInt16(z.count)) + z
-            var h: [UInt8] = le32(0x02014B50) + le16(45) + le16(bigSize || bigOffset ? 45 : 20) + le16(0x0808) + le16(0)
-            h += le16(0) + le16(0) + le32(e.crc)
-            h += bigSize ? le32(0xFFFF_FFFF) + le32(0xFFFF_FFFF) : le32(UInt32(e.size)) + le32(UInt32(e.size))
-            h += le16(UInt16(name.count)) + le16(UInt16(extra.count)) + le16(0) + le16(0) + le16(0) + le32(0)
-            h += bigOffset ? le32(0xFFFF_FFFF) : le32(UInt32(e.offset))
+            if bigSize { z += ByteWriter.u64(UInt64(e.size)) + ByteWriter.u64(UInt64(e.size)) }
+            if bigOffset { z += ByteWriter.u64(UInt64(e.offset)) }
+            let extra: [UInt8] = z.isEmpty ? [] : ByteWriter.u16(1) + ByteWriter.u16(UInt16(z.count)) + z
+            var h: [UInt8] = ByteWriter.u32(0x02014B50) + ByteWriter.u16(45) + ByteWriter.u16(bigSize || bigOffset ? 45 : 20) + ByteWriter.u16(0x0808) + ByteWriter.u16(0)
+            h += ByteWriter.u16(0) + ByteWriter.u16(0) + ByteWriter.u32(e.crc)
+            h += bigSize ? ByteWriter.u32(0xFFFF_FFFF) + ByteWriter.u32(0xFFFF_FFFF) : ByteWriter.u32(UInt32(e.size)) + ByteWriter.u32(UInt32(e.size))
+            h += ByteWriter.u16(UInt16(name.count)) + ByteWriter.u16(UInt16(extra.count)) + ByteWriter.u16(0) + ByteWriter.u16(0) + ByteWriter.u16(0) + ByteWriter.u32(0)
+            h += bigOffset ? ByteWriter.u32(0xFFFF_FFFF) : ByteWriter.u32(UInt32(e.offset))
             try emit(h + name + extra)
         }
         let cdSize = cursor - cdStart
         let zip64End = cursor
         // ZIP64 end of central directory record and locator (torch always writes them), then the classic record.
-        var r: [UInt8] = le32(0x06064B50) + le64(44) + le16(45) + le16(45) + le32(0) + le32(0)
-        r += le64(UInt64(central.count)) + le64(UInt64(central.count)) + le64(UInt64(cdSize)) + le64(UInt64(cdStart))
-        r += le32(0x07064B50) + le32(0) + le64(UInt64(zip64End)) + le32(1)
+        var r: [UInt8] = ByteWriter.u32(0x06064B50) + ByteWriter.u64(44) + ByteWriter.u16(45) + ByteWriter.u16(45) + ByteWriter.u32(0) + ByteWriter.u32(0)
+        r += ByteWriter.u64(UInt64(central.count)) + ByteWriter.u64(UInt64(central.count)) + ByteWriter.u64(UInt64(cdSize)) + ByteWriter.u64(UInt64(cdStart))
+        r += ByteWriter.u32(0x07064B50) + ByteWriter.u32(0) + ByteWriter.u64(UInt64(zip64End)) + ByteWriter.u32(1)
         let n16 = UInt16(min(central.count, 0xFFFF))
-        r += le32(0x06054B50) + le16(0) + le16(0) + le16(n16) + le16(n16)
-        r += le32(UInt32(min(cdSize, 0xFFFF_FFFF))) + le32(UInt32(min(cdStart, 0xFFFF_FFFF))) + le16(0)
+        r += ByteWriter.u32(0x06054B50) + ByteWriter.u16(0) + ByteWriter.u16(0) + ByteWriter.u16(n16) + ByteWriter.u16(n16)
+        r += ByteWriter.u32(UInt32(min(cdSize, 0xFFFF_FFFF))) + ByteWriter.u32(UInt32(min(cdStart, 0xFFFF_FFFF))) + ByteWriter.u16(0)
         try emit(r)
     }
 
-    private func le16(_ v: UInt16) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-    private func le32(_ v: UInt32) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
-    private func le64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
 
     /// The exact file size for `tensors`, computed without writing (for disk-space checks).
     public static func fileSize(tensors: [TensorInfo], rootName: String) -> Int {
