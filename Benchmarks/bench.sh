@@ -29,7 +29,7 @@ paired_us() {
   printf "%s %s\n" "$(echo $a | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')" \
                     "$(echo $b | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')"
 }
-want() { [ -z "${BENCH_ONLY:-}" ] && [ -z "${BENCH_LARGE:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize,forward
+want() { [ -z "${BENCH_ONLY:-}" ] && [ -z "${BENCH_LARGE:-}" ] || [[ ",${BENCH_ONLY:-}," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize,forward
 if want checksum || want read; then
 if [ ! -f "$DIR/one/model.safetensors" ]; then
   echo "generating inputs in $DIR (1.2 GB single file; 1.2 GB in 4 shards)..."

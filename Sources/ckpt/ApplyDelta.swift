@@ -4,51 +4,25 @@ import CkptKit
 /// Options shared by apply-delta and make-delta.
 struct DeltaOutputOptions: ParsableArguments {
     @Option(help: "Output dtype: f16 (default, as FastChat), bf16, f32, or auto (the delta's; for make-delta the target's).")
-    var dtype: String = "f16"
-    @Option(help: "Output format: safetensors (default) or bin.") var to: String = "safetensors"
+    var dtype: DTypeArgument = .f16
+    @Option(help: "Output format: safetensors (default) or bin.") var to: OutputFormat = .safetensors
     @Option(help: "Largest shard size, e.g. 5GB, 500MB, 2GiB (decimal units as transformers parses them).")
-    var maxShardSize: String = "5GB"
-    @Flag(help: "Replace an earlier ckpt output in the target (only files its journal lists are removed).") var overwrite = false
+    var maxShardSize = ByteSizeArgument("5GB")
     @Flag(help: "Treat sanity warnings (a delta that looks like full weights, a base that looks like a delta, an implausible result) as errors.")
     var strict = false
-    @Flag(help: "Print a JSON summary.") var json = false
 
-    func options() throws -> Delta.Options {
-        var dt: DType?
-        if dtype != "auto" {
-            guard let d = DType(userName: dtype), d == .F16 || d == .BF16 || d == .F32 else {
-                throw UsageError.invalidArgument("--dtype \(dtype): expected f16, bf16, f32 or auto")
-            }
-            dt = d
-        }
-        guard let format = ShardLayout.Format(rawValue: to) else { throw UsageError.invalidArgument("--to \(to): expected safetensors or bin") }
-        guard let size = ByteSize.parse(maxShardSize) else {
-            throw UsageError.invalidArgument("--max-shard-size \(maxShardSize): expected a size such as 5GB or 500MB")
-        }
-        return Delta.Options(dtype: dt, maxShardSize: size, format: format, overwrite: overwrite, strict: strict)
+    func validate() throws {
+        if dtype == .q8_0 { throw ValidationError("--dtype q8_0: expected f16, bf16, f32 or auto") }
+        if to == .gguf { throw ValidationError("--to gguf: expected safetensors or bin (convert the result to GGUF afterwards)") }
     }
 
-    func report(_ s: Delta.Summary, output: String) {
-        for w in s.warnings { Sys.writeStderr("ckpt: warning: \(w)\n") }
-        for n in s.notes { Sys.writeStderr("ckpt: note: \(n)\n") }
-        let rate = Double(s.bytes) / max(s.seconds, 1e-9)
-        if json {
-            Sys.writeStdout(JSONWriter.python(.object([
-                ("output", .string(output)), ("tensors", .int(s.tensors)), ("bytes", .int(s.bytes)),
-                ("seconds", .number(Format.fixed(s.seconds, 3))), ("bytes_per_second", .int(Int(rate))),
-                ("files", .object(s.files.map { ($0.0, .string($0.1)) })),
-                ("reused", .array(s.reused.map { .string($0) })), ("up_to_date", .bool(s.upToDate)),
-                ("notes", .array(s.notes.map { .string($0) })), ("warnings", .array(s.warnings.map { .string($0) })),
-            ])) + "\n")
-        } else {
-            if s.upToDate {
-                Sys.writeStdout("up to date: \(output) (every file re-hashed and equal to the journal; nothing written)\n")
-                return
-            }
-            var line = "wrote \(output): \(s.tensors) tensors, \(Format.bytes(s.bytes)) in \(Format.fixed(s.seconds, 2)) s (\(Format.bytes(Int(rate)))/s)"
-            if !s.reused.isEmpty { line += "; resumed: \(s.reused.count) file\(s.reused.count == 1 ? "" : "s") already done" }
-            Sys.writeStdout(line + "\n")
-        }
+    func options(overwrite: Bool) -> Delta.Options {
+        Delta.Options(dtype: dtype.dtype, maxShardSize: maxShardSize.bytes, format: to.shardFormat!, overwrite: overwrite, strict: strict)
+    }
+
+    func report(_ s: Delta.Summary, output: String, resolved: [(String, String)], _ o: OutputOptions) {
+        RunSummary(output: output, tensors: s.tensors, bytes: s.bytes, seconds: s.seconds, files: s.files, reused: s.reused,
+                   upToDate: s.upToDate, plan: s.plan, notes: s.notes, warnings: s.warnings, resolved: resolved).print(o)
     }
 }
 
@@ -76,14 +50,15 @@ struct ApplyDelta: ParsableCommand {
     var target: String
     @Flag(name: .customLong("low-cpu-mem"), help: "Accepted for FastChat compatibility and ignored: ckpt always streams.")
     var lowCPUMem = false
-    @OptionGroup var output: DeltaOutputOptions
+    @OptionGroup var deltaOptions: DeltaOutputOptions
+    @OptionGroup var output: OutputOptions
     @OptionGroup var model: ModelOptions
 
     func run() throws {
         try reportingErrors(json: output.json) {
             let s = try Delta.apply(base: base, delta: delta, target: target, revision: model.revision,
-                                    options: output.options(), command: ["ckpt"] + CommandLine.arguments.dropFirst())
-            output.report(s, output: target)
+                                    options: deltaOptions.options(overwrite: output.overwrite), context: output.context())
+            deltaOptions.report(s, output: target, resolved: RunSummary.resolutions([base, delta], revision: model.revision), output)
         }
     }
 }
@@ -102,14 +77,15 @@ struct MakeDelta: ParsableCommand {
     @Option(name: [.customLong("base"), .customLong("base-model-path")], help: "The base weights.") var base: String
     @Option(name: [.customLong("target"), .customLong("target-model-path")], help: "The fine-tuned weights.") var target: String
     @Option(name: [.customLong("delta"), .customLong("delta-path")], help: "The output folder for the delta.") var delta: String
-    @OptionGroup var output: DeltaOutputOptions
+    @OptionGroup var deltaOptions: DeltaOutputOptions
+    @OptionGroup var output: OutputOptions
     @OptionGroup var model: ModelOptions
 
     func run() throws {
         try reportingErrors(json: output.json) {
             let s = try Delta.make(base: base, target: target, delta: delta, revision: model.revision,
-                                   options: output.options(), command: ["ckpt"] + CommandLine.arguments.dropFirst())
-            output.report(s, output: delta)
+                                   options: deltaOptions.options(overwrite: output.overwrite), context: output.context())
+            deltaOptions.report(s, output: delta, resolved: RunSummary.resolutions([base, target], revision: model.revision), output)
         }
     }
 }

@@ -56,8 +56,16 @@ struct Checksum: ParsableCommand {
                 let m = try ModelFolder(paths[0], revision: model.revision)
                 try emit(Manifest.compute(model: m).text)
             } else {
+                // As sha256sum: a path that cannot be read is reported on stderr, the others are still hashed, exit 1.
                 var targets: [CkptKit.Checksum.Target] = []
-                for p in paths { targets += try CkptKit.Checksum.targets(for: p, revision: model.revision) }
+                var missing: [String] = []
+                for p in paths {
+                    do { targets += try CkptKit.Checksum.targets(for: p, revision: model.revision) } catch let e as CkptError {
+                        Sys.writeStderr("ckpt: error: \(e.description)\n")
+                        missing.append(p)
+                    }
+                }
+                defer { if !missing.isEmpty { Sys.writeStderr("ckpt: \(missing.count) of \(paths.count) path(s) could not be read\n") } }
                 let digests = try CkptKit.Checksum.hashFiles(targets)
                 if json {
                     let members = zip(targets, digests).map { ($0.display, JSON.string($1)) }
@@ -65,6 +73,7 @@ struct Checksum: ParsableCommand {
                 } else {
                     try emit(zip(targets, digests).map { CkptKit.Checksum.line(digest: $1, name: $0.display) }.joined())
                 }
+                if !missing.isEmpty { throw ExitCode(1) }
             }
         }
     }
@@ -121,9 +130,13 @@ struct Checksum: ParsableCommand {
         }
         let targets = entries.map { CkptKit.Checksum.Target(path: $0.name, display: $0.name) }
         // Hash what can be read; an unreadable file is reported per line, as sha256sum does.
-        let results: [String?] = try Parallel.map(targets.count) { i in
-            try? CkptKit.Checksum.hashFile(targets[i].path)
+        let outcomes: [Result<String, any Error>] = try Parallel.map(targets.count) { i in
+            Result { try CkptKit.Checksum.hashFile(targets[i].path) }
         }
+        for case (let e, .failure(let err)) in zip(entries, outcomes) {
+            Sys.writeStderr("ckpt: \(e.name): \((err as? CkptError)?.description ?? "\(err)")\n")
+        }
+        let results: [String?] = outcomes.map { if case .success(let d) = $0 { d } else { nil } }
         var failed = 0, unreadable = 0
         var out = ""
         var jsonRows: [(String, JSON)] = []

@@ -25,12 +25,18 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
+    func validate() throws {
+        if let filter {
+            do { _ = try Regex(filter) } catch { throw ValidationError("--filter: invalid regular expression '\(filter)'") }
+        }
+    }
+
     func run() throws {
         try reportingErrors(json: json) {
             var matcher: ((String) -> Bool)?
             if let filter {
-                guard let re = try? Regex(filter) else { throw UsageError.invalidArgument("--filter: invalid regular expression '\(filter)'") }
-                matcher = { (try? re.firstMatch(in: $0)) != nil }
+                let re = try Regex(filter)  // checked in validate()
+                matcher = { name in (try? re.firstMatch(in: name)) != nil }  // a match error on a tensor name is no match
             }
             let report = try InspectReport(path: path, revision: model.revision, filter: matcher, checkCRC: checkCRC)
             Sys.writeStdout(json ? JSONWriter.python(report.json) + "\n" : report.text)

@@ -10,44 +10,48 @@ struct Quantize: ParsableCommand {
         the library's own arithmetic (scale = absmax/127.5 in the weight dtype), embeddings, norms and lm_head pass \
         through, and config.json gains the library's quantization_config. A layer whose width the group size does \
         not divide stays unquantized and is listed in ignore, as the library does.
-        --scheme q8_0 (or a DST ending in .gguf): a GGUF file for llama.cpp with Q8_0 blocks bit-identical to gguf-py's.
-        A quality report follows: per tensor max |error|, relative RMS error and SNR against the dequantized values.
+        --scheme q8_0 (the default for a DST ending in .gguf): a GGUF file for llama.cpp with Q8_0 blocks \
+        bit-identical to gguf-py's. A quality report follows: per tensor max |error|, relative RMS error and SNR \
+        against the dequantized values.
         """
     )
 
     @Argument(help: "Source model (folder, file or repo id).") var source: String
-    @Argument(help: "Output folder (compressed-tensors) or .gguf file.") var destination: String
-    @Option(help: "int8-channel, int8-group or q8_0.") var scheme: String = "int8-channel"
-    @Option(help: "Group size for int8-group.") var groupSize: Int = 128
-    @Option(help: "Largest shard size for folder outputs.") var maxShardSize: String = "5GB"
-    @Flag(help: "Replace an earlier ckpt output (only files its journal lists are removed).") var overwrite = false
-    @Flag(help: "Print the quality report as JSON.") var json = false
+    @Argument(help: "Output folder (compressed-tensors) or .gguf file (q8_0).") var destination: String
+    @Option(help: "int8-channel (default), int8-group or q8_0 (default for a .gguf DST).") var scheme: SchemeArgument?
+    @Option(help: "Group size for int8-group (a positive multiple of 4; default 128).") var groupSize: Int?
+    @Option(help: "Largest shard size for folder outputs.") var maxShardSize = ByteSizeArgument("5GB")
+    @OptionGroup var output: OutputOptions
     @OptionGroup var model: ModelOptions
 
+    var effectiveScheme: SchemeArgument { scheme ?? (destination.hasSuffix(".gguf") ? .q8_0 : .int8Channel) }
+
+    func validate() throws {
+        if destination.hasSuffix(".gguf") && effectiveScheme != .q8_0 {
+            throw ValidationError("--scheme \(effectiveScheme.rawValue): a .gguf output takes --scheme q8_0")
+        }
+        if let g = groupSize {
+            guard effectiveScheme == .int8Group else { throw ValidationError("--group-size applies only with --scheme int8-group") }
+            guard g > 0, g % 4 == 0 else { throw ValidationError("--group-size \(g): must be a positive multiple of 4") }
+        }
+    }
+
     func run() throws {
-        try reportingErrors(json: json) {
-            let command = ["ckpt"] + CommandLine.arguments.dropFirst()
+        try reportingErrors(json: output.json) {
+            let context = output.context()
+            let resolved = RunSummary.resolutions([source], revision: model.revision)
             let report: CkptKit.Quantize.Report
-            if scheme == "q8_0" || destination.hasSuffix(".gguf") {
-                guard scheme == "q8_0" || scheme == "int8-channel" else {
-                    throw UsageError.invalidArgument("--scheme \(scheme): a .gguf output takes --scheme q8_0")
-                }
+            switch effectiveScheme {
+            case .q8_0:
                 report = try GGUFExport.run(source: source, revision: model.revision, output: destination, outType: .Q8_0,
-                                            overwrite: overwrite, command: command)
-            } else {
-                let s: CkptKit.Quantize.Scheme
-                switch scheme {
-                case "int8-channel": s = .int8Channel
-                case "int8-group":
-                    guard groupSize > 0, groupSize % 4 == 0 else { throw QuantizeError.invalidGroupSize(groupSize) }
-                    s = .int8Group(groupSize)
-                default: throw UsageError.invalidArgument("--scheme \(scheme): expected int8-channel, int8-group or q8_0")
-                }
-                guard let size = ByteSize.parse(maxShardSize) else { throw UsageError.invalidArgument("--max-shard-size \(maxShardSize)") }
+                                            overwrite: output.overwrite, context: context)
+            case .int8Channel, .int8Group:
+                let s: CkptKit.Quantize.Scheme = effectiveScheme == .int8Channel ? .int8Channel : .int8Group(groupSize ?? 128)
                 report = try CkptKit.Quantize.compressedTensors(source: source, revision: model.revision, output: destination,
-                                                                scheme: s, maxShardSize: size, overwrite: overwrite, command: command)
+                                                                scheme: s, maxShardSize: maxShardSize.bytes,
+                                                                overwrite: output.overwrite, context: context)
             }
-            Sys.writeStdout(json ? JSONWriter.python(report.json, sortKeys: false) + "\n" : report.text)
+            printReport(report, destination: destination, resolved: resolved, output)
         }
     }
 }

@@ -11,7 +11,8 @@ struct Verify: ParsableCommand {
         (d) inference: perplexity on a built-in text and on --prompt, the greedy continuation, and with --reference \
         the logits compared — same kind of model: max |Δlogit| ≤ 1e-3; a quantized model vs its source: top-1 \
         agreement ≥ 98% and mean KL ≤ 0.01 (settable); (e) tokenizer size vs vocab_size vs embedding rows, bos/eos. \
-        Exit status 1 when any check fails.
+        Exit status: 0 every enabled check ran and passed; 1 a check failed; 2 incomplete — none failed, but one that \
+        was not switched off could not run (e.g. no usable tokenizer for the forward pass).
         """
     )
 
@@ -38,7 +39,8 @@ struct Verify: ParsableCommand {
             o.maxMeanKL = maxMeanKL
             let v = try Verification(path: model, revision: options.revision, options: o)
             Sys.writeStdout(json ? JSONWriter.python(v.json, sortKeys: false) + "\n" : v.text)
-            if !v.ok { throw ExitCode(1) }
+            if v.failed { throw ExitCode(1) }
+            if v.incomplete { throw ExitCode(2) }
         }
     }
 }

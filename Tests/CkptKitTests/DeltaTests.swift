@@ -74,9 +74,26 @@ import Testing
         let config = try #require(try out.config())
         #expect(config.vocabSize == 1001)
         let tok = try TokenizerFiles(folder: out)
-        #expect(try tok.vocabularySize() == 1001 && tok.hasPadToken())
+        #expect(try tok.vocabularySize() == 1001 && tok.declaredPadToken() == "[PAD]")
         let added = try JSONParser.parse(String(contentsOfFile: tmp.sub("out/added_tokens.json"), encoding: .utf8))
         #expect(added["[PAD]"]?.intValue == 1000)
+    }
+
+    /// The same v0 delta as published: special_tokens_map.json declares [PAD] but tokenizer.model lacks it. The result
+    /// still equals fschat's zero-padded one, [PAD] is added, and `verify` agrees (it reported the "v0 trap" before).
+    @Test func v0DeltaThatDeclaresPadButLacksIt() throws {
+        let tmp = TempDir()
+        try FileManager.default.copyItem(atPath: Fx.path("delta/delta-v0"), toPath: tmp.sub("delta"))
+        try FileManager.default.removeItem(atPath: tmp.sub("delta/special_tokens_map.json"))
+        try FileManager.default.copyItem(atPath: Fx.path("cli/v0-pad-declared/special_tokens_map.json"), toPath: tmp.sub("delta/special_tokens_map.json"))
+        let r = try CLI.run(["apply-delta", "--base", Fx.tinyLlama, "--delta", tmp.sub("delta"), "--target", tmp.sub("out")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("added [PAD] as token 1000"), "\(r.stderr)")
+        try Self.expectMatches(tmp.sub("out"), Self.manifest("applied_v0_manifest.json"), "v0 with [PAD] declared")
+        let added = try JSONParser.parse(String(contentsOfFile: tmp.sub("out/added_tokens.json"), encoding: .utf8))
+        #expect(added["[PAD]"]?.intValue == 1000)
+        let v = try CLI.run(["verify", tmp.sub("out"), "--no-run"])
+        #expect(v.status == 0 && !v.stdout.contains("v0 trap"), "\(v.stdout)")
     }
 
     /// Every failure case stops before anything is written, with its named error.
@@ -95,12 +112,12 @@ import Testing
             let strict = code.hasPrefix("sanity")
             let out = tmp.sub("out")
             let got = errorCode {
-                _ = try Delta.apply(base: base, delta: delta, target: out, options: .init(strict: strict), command: ["t"], showProgress: false)
+                _ = try Delta.apply(base: base, delta: delta, target: out, options: .init(strict: strict), context: RunContext(command: ["t"], showProgress: false))
             }
             #expect(got == code, "\(name)")
             if let tensor = c["tensor"]?.stringValue {
                 do {
-                    _ = try Delta.apply(base: base, delta: delta, target: out, options: .init(), command: ["t"], showProgress: false)
+                    _ = try Delta.apply(base: base, delta: delta, target: out, options: .init(), context: RunContext(command: ["t"], showProgress: false))
                 } catch let e as DeltaError { #expect(e.tensor == tensor, "\(name)") }
             }
             let r = try CLI.run(["apply-delta", "--base", base, "--delta", delta, "--target", out] + (strict ? ["--strict"] : []))

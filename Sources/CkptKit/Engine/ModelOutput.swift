@@ -18,6 +18,37 @@ public struct SideFile: Sendable {
     }
 }
 
+/// Something a command learns while planning, reported the moment it is known — before anything is written.
+public enum Notice: Sendable, Equatable {
+    case warning(String)
+    case note(String)
+}
+
+/// How a writing command runs, whatever it writes: its command line (for the journal), progress on a terminal,
+/// `--dry-run`, and where notices go as soon as the plan is checked.
+public struct RunContext: Sendable {
+    public var command: [String]
+    public var showProgress: Bool
+    public var dryRun: Bool
+    public var notify: @Sendable (Notice) -> Void
+
+    public init(command: [String], showProgress: Bool = Sys.isTerminal(2), dryRun: Bool = false,
+                notify: @escaping @Sendable (Notice) -> Void = { _ in }) {
+        self.command = command
+        self.showProgress = showProgress
+        self.dryRun = dryRun
+        self.notify = notify
+    }
+
+    /// The sink's view of one run of this command.
+    public func output(_ path: String, identity: [String], inputs: [String], overwrite: Bool, label: String) -> OutputRun {
+        var r = OutputRun(path: path, command: command, identity: identity, inputs: inputs, overwrite: overwrite, label: label,
+                          showProgress: showProgress && !dryRun)
+        r.dryRun = dryRun
+        return r
+    }
+}
+
 /// One run of a writing command, as the sink sees it.
 public struct OutputRun: Sendable {
     /// The output folder, or the output file for a single-file format.
@@ -31,6 +62,8 @@ public struct OutputRun: Sendable {
     public var overwrite: Bool
     public var label: String
     public var showProgress: Bool
+    /// Check and describe the plan, write nothing (`--dry-run`).
+    public var dryRun = false
 
     public init(path: String, command: [String], identity: [String], inputs: [String], overwrite: Bool, label: String,
                 showProgress: Bool) {
@@ -67,6 +100,35 @@ public struct OutputRun: Sendable {
     }
 }
 
+/// What a run would write: its files and their sizes, its tensors, and what each operation does (`--dry-run`).
+public struct PlanDescription: Sendable {
+    public var files: [(name: String, bytes: Int)]
+    public var tensors: Int
+    public var bytes: Int
+    /// Operation label → number of tensors, in order of first appearance.
+    public var operations: [(String, Int)]
+
+    init(plan: [PlannedTensor], files: [(String, Int)]) {
+        self.files = files.map { (name: $0.0, bytes: $0.1) }
+        tensors = plan.count
+        bytes = plan.reduce(0) { $0 + $1.info.byteCount }
+        var ops: [(String, Int)] = []
+        for p in plan {
+            let l = p.operation.label
+            if let i = ops.firstIndex(where: { $0.0 == l }) { ops[i].1 += 1 } else { ops.append((l, 1)) }
+        }
+        operations = ops
+    }
+
+    public var json: JSON {
+        .object([
+            ("files", .object(files.map { ($0.name, .int($0.bytes)) })),
+            ("tensors", .int(tensors)), ("bytes", .int(bytes)),
+            ("operations", .object(operations.map { ($0.0, .int($0.1)) })),
+        ])
+    }
+}
+
 /// What the sink wrote.
 public struct OutputResult: Sendable {
     public var path: String
@@ -76,6 +138,8 @@ public struct OutputResult: Sendable {
     public var reused: [String]
     /// The output was already complete for this same run (every file re-hashed): nothing was written.
     public var upToDate: Bool
+    /// With `dryRun`: the plan (nothing was written).
+    public var plan: PlanDescription? = nil
 }
 
 /// Commits finished files (fsync, rename, journal) on a serial background queue, so that the next file is written
@@ -127,6 +191,9 @@ public enum ModelOutput {
         let engine = Engine(progress: progress)
         try engine.check(plan)
         let sizes = try layout.fileSizes() + sideFiles.map { ($0.name, $0.bytes) }
+        if run.dryRun {
+            return OutputResult(path: run.path, files: [], reused: [], upToDate: false, plan: PlanDescription(plan: plan, files: sizes))
+        }
         // Free space for everything, less what an earlier run's files (reused or replaced) already take.
         let needed = sizes.reduce(2 * 4096) { $0 + onDisk($1.1) }
         let existing = try OutputTarget.existingBytes(journalPath: OutputTarget.journalPath(folder: run.path))
@@ -182,6 +249,10 @@ public enum ModelOutput {
         let progress = Progress(label: run.label, total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: run.showProgress)
         let engine = Engine(progress: progress)
         try engine.check(plan)
+        if run.dryRun {
+            return OutputResult(path: run.path, files: [], reused: [], upToDate: false,
+                                plan: PlanDescription(plan: plan, files: [(Path.baseName(run.path), fileBytes)]))
+        }
         let existing = try OutputTarget.existingBytes(journalPath: OutputTarget.journalPath(file: run.path))
         try PlanChecks.checkSpace(folder: Path.parent(run.path), bytes: max(0, onDisk(fileBytes) + 2 * 4096 - existing))
         Interrupts.install()

@@ -144,6 +144,8 @@ public protocol TensorOperation: Sendable {
     func reads(_ piece: Piece) -> [(StoredTensor, Range<Int>)]
     /// Produces the piece's bytes.
     func run(_ piece: Piece, _ context: PieceContext) throws -> PieceOutput
+    /// What it does, for `--dry-run` plans ("copy", "cast F16 → F32", "add", …).
+    var label: String { get }
 }
 
 extension TensorOperation {

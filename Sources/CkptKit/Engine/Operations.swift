@@ -8,6 +8,7 @@ public struct CopyOperation: TensorOperation {
     public init(_ source: StoredTensor) { self.source = source }
 
     public var sources: [StoredTensor] { [source] }
+    public var label: String { "copy \(source.info.dtype)" }
     public var grid: Grid { .flat(source.info.elementCount) }
     public var memory: WorkingMemory { WorkingMemory(mappedBytes: source.info.dtype.size) }
     public func outputBytes(_ p: Piece) -> Int { p.elements * source.info.dtype.size }
@@ -32,6 +33,7 @@ public struct CastOperation: TensorOperation {
     }
 
     public var sources: [StoredTensor] { [source] }
+    public var label: String { "cast \(source.info.dtype) → \(dtype)" }
     public var grid: Grid { .flat(source.info.elementCount) }
     public var memory: WorkingMemory {
         WorkingMemory(floatsA: 1, outputBytes: dtype.size, mappedBytes: source.info.dtype.size)
@@ -74,6 +76,10 @@ public struct CombineOperation: TensorOperation {
     }
 
     public var sources: [StoredTensor] { [a, b] }
+    public var label: String {
+        "\(subtract ? "subtract" : "add") \(a.info.dtype)\(subtract ? " − " : " + ")\(b.info.dtype) → \(dtype)"
+            + (a.info.elementCount < count || b.info.elementCount < count ? " (zero-padded rows)" : "")
+    }
     public var grid: Grid { .flat(count) }
     public var memory: WorkingMemory {
         WorkingMemory(floatsA: 1, floatsB: 1, outputBytes: dtype.size, mappedBytes: a.info.dtype.size + b.info.dtype.size)
@@ -175,6 +181,11 @@ public struct GatherRowsOperation: TensorOperation {
 
     var inType: DType { parts[0].info.dtype }
     public var sources: [StoredTensor] { parts }
+    public var label: String {
+        var s = parts.count > 1 ? "concatenate \(parts.count) parts" : "gather rows"
+        if permutation != nil { s += ", permute q/k rows" }
+        return s + (inType == dtype ? " \(dtype)" : ", cast \(inType) → \(dtype)")
+    }
     public var memory: WorkingMemory {
         WorkingMemory(floatsA: inType == dtype ? 0 : 1, outputBytes: dtype.size, mappedBytes: inType.size)
     }
@@ -253,6 +264,7 @@ public struct ConstantOperation: TensorOperation {
     public let bytes: [UInt8]
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
     public var sources: [StoredTensor] { [] }
+    public var label: String { "constant" }
     public var grid: Grid { .flat(bytes.count) }
     public var memory: WorkingMemory { WorkingMemory(outputBytes: 1) }
     public func outputBytes(_ p: Piece) -> Int { p.elements }

@@ -4,6 +4,8 @@ public enum FileKind: String, Sendable {
     case torchZip = "pytorch-zip"
     case gguf
     case gitLFSPointer = "git-lfs-pointer"
+    case htmlPage = "html"
+    case jsonDocument = "json"
     case unknown
 }
 
@@ -15,12 +17,15 @@ public enum FormatError: CkptError {
     case notACheckpoint(file: String, detail: String)
     /// A format ckpt recognises but whose reader is not built yet.
     case unsupportedFormat(file: String, format: String)
+    /// An HTML page or a JSON document saved under a weight file's name (a failed download).
+    case downloadErrorPage(file: String, kind: String, excerpt: String)
 
     public var code: String {
         switch self {
         case .gitLFSPointer: "gitLFSPointer"
         case .notACheckpoint: "notACheckpoint"
         case .unsupportedFormat: "unsupportedFormat"
+        case .downloadErrorPage: "downloadErrorPage"
         }
     }
 
@@ -33,6 +38,8 @@ public enum FormatError: CkptError {
             "\(f): not a checkpoint file (\(d))"
         case let .unsupportedFormat(f, fmt):
             "\(f): \(fmt) files are recognised but not supported by this version of ckpt"
+        case let .downloadErrorPage(f, k, e):
+            "\(f): this is \(k), not weights — most likely an error page saved by a failed download (\(e)); download the file again"
         }
     }
 }
@@ -53,6 +60,11 @@ public enum FormatDetection {
             if n <= UInt64(min(SafetensorsFile.maxHeaderLength, b.count - 8)) && (c == UInt8(ascii: "{") || c == 0x20) {
                 return .safetensors
             }
+        }
+        // Text where weights should be: an HTML page or a JSON error body (leading whitespace skipped).
+        if let first = b.prefix(512).first(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) {
+            if first == UInt8(ascii: "<") { return .htmlPage }
+            if first == UInt8(ascii: "{") || first == UInt8(ascii: "[") { return .jsonDocument }
         }
         let name = Path.baseName(file.path)
         if name.hasSuffix(".safetensors") { return .safetensors }
@@ -78,6 +90,11 @@ public enum FormatDetection {
         case .gitLFSPointer: throw FormatError.gitLFSPointer(file: path, size: lfsSize(file))
         case .torchZip: return try TorchFile(file: file)
         case .gguf: return try GGUFFile(file: file)
+        case .htmlPage, .jsonDocument:
+            let text = String(decoding: file.all.prefix(200), as: UTF8.self)
+            let oneLine = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: " ") }.joined(separator: " ")
+            throw FormatError.downloadErrorPage(file: path, kind: detect(file) == .htmlPage ? "an HTML page" : "a JSON document",
+                                                excerpt: String(oneLine.prefix(80)))
         case .unknown:
             if file.size < 8 { return try SafetensorsFile(file: file) }  // the safetensors error explains it
             throw FormatError.notACheckpoint(file: path, detail: "neither safetensors, a PyTorch zip nor GGUF")

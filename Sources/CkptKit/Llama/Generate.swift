@@ -73,6 +73,9 @@ public struct Generator {
                     onText: ((String) -> Void)? = nil) throws -> Result {
         var ids = tokenizer.encode(prompt)
         if let bos = tokenizer.bosID { ids.insert(bos, at: 0) }
+        guard ids.count <= model.maxTokens else {
+            throw GenerationError.promptTooLong(tokens: ids.count, context: model.maxTokens)
+        }
         model.reset()
         let vocab = model.config.vocabSize
         let t0 = Sys.now()
@@ -104,5 +107,18 @@ public struct Generator {
         }
         return Result(promptTokens: ids.count, generated: out, text: tokenizer.decode(out),
                       prefillSeconds: t1 - t0, generateSeconds: Sys.now() - t1)
+    }
+}
+
+/// Errors of `run` before generating.
+public enum GenerationError: CkptError, Equatable {
+    case promptTooLong(tokens: Int, context: Int)
+
+    public var code: String { "generationPromptTooLong" }
+    public var description: String {
+        switch self {
+        case let .promptTooLong(t, c):
+            "the prompt is \(t) tokens (with BOS) but the model's context is \(c) tokens (max_position_embeddings); shorten the prompt"
+        }
     }
 }

@@ -1,6 +1,8 @@
-/// `ckpt verify`: every check that applies to a model, each PASS / FAIL / WARN / SKIP with its figures.
+/// `ckpt verify`: every check that applies to a model, each PASS / FAIL / WARN / SKIP / NOT RUN with its figures.
+/// SKIP is a check switched off (--no-run); NOT RUN is one that was wanted but could not run (no usable tokenizer, a
+/// model that did not load) — the verdict is then INCOMPLETE, never OK.
 public struct Verification: Sendable {
-    public enum Status: String, Sendable { case pass = "PASS", fail = "FAIL", warn = "WARN", skip = "SKIP" }
+    public enum Status: String, Sendable { case pass = "PASS", fail = "FAIL", warn = "WARN", skip = "SKIP", notRun = "NOT RUN" }
 
     public struct Check: Sendable {
         public var group: String
@@ -32,7 +34,11 @@ public struct Verification: Sendable {
     public var checks: [Check] = []
     public var continuation: String?
 
-    public var ok: Bool { !checks.contains { $0.status == .fail } }
+    public var failed: Bool { checks.contains { $0.status == .fail } }
+    /// No check failed, but one that was not switched off could not run.
+    public var incomplete: Bool { !failed && checks.contains { $0.status == .notRun } }
+    /// Every enabled check ran and passed (warnings allowed).
+    public var ok: Bool { !failed && !incomplete }
 
     mutating func add(_ group: String, _ name: String, _ status: Status, _ detail: String) {
         checks.append(Check(group: group, name: name, status: status, detail: detail))
@@ -101,39 +107,53 @@ public struct Verification: Sendable {
             }
         }
 
-        // (e) Tokenizer vs config vs embedding rows; bos/eos.
-        let tokenizer = try? Tokenizer.load(for: model)
-        if let w = weights {
+        // (e) Tokenizer vs config vs embedding rows; bos/eos. A tokenizer that fails to load is a failed check.
+        var tokenizer: Tokenizer?
+        do {
+            tokenizer = try Tokenizer.load(for: model)
+            if tokenizer == nil {
+                add("tokenizer", "tokenizer", .notRun, "no tokenizer.model and no tokenizer in the GGUF metadata: the tokenizer and inference checks cannot run")
+            }
+        } catch let e as CkptError {
+            add("tokenizer", "tokenizer loads", .fail, e.description)
+        }
+        if let w = weights, let tok = tokenizer {
             let rows = w.embedding.rows, cfg = w.config.vocabSize
-            if let tok = tokenizer {
-                var n = tok.vocabularySize
-                if let added = try? TokenizerFiles(folder: model).vocabularySize() { n = max(n, added) }
+            var n = tok.vocabularySize
+            do {
+                if let added = try TokenizerFiles(folder: model).vocabularySize() { n = max(n, added) }
                 let agree = n == cfg && cfg == rows
                 add("tokenizer", "tokenizer size = vocab_size = embedding rows", agree ? .pass : .fail,
                     "tokenizer \(n), config \(cfg), embedding \(rows)" + (n + 1 == rows ? " (the Vicuna v0 trap: add [PAD])" : ""))
-                let bos = tok.bosID.map { tok.model.pieces[$0].piece } ?? "", eos = tok.eosID.map { tok.model.pieces[$0].piece } ?? ""
-                add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail, "bos '\(bos)', eos '\(eos)'")
-            } else {
-                add("tokenizer", "tokenizer", .skip, "no tokenizer.model")
+            } catch let e as CkptError {
+                add("tokenizer", "tokenizer files parse", .fail, e.description)
             }
+            let bos = tok.bosID.map { tok.model.pieces[$0].piece } ?? "", eos = tok.eosID.map { tok.model.pieces[$0].piece } ?? ""
+            add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail, "bos '\(bos)', eos '\(eos)'")
         }
 
         // (d) Inference: perplexity, the greedy continuation, and logits against a reference model.
-        guard options.run, let w = weights, let tok = tokenizer else {
-            add("inference", "forward pass", .skip, options.run ? "needs a loadable model and a tokenizer" : "--no-run")
+        guard options.run else {
+            add("inference", "forward pass", .skip, "switched off (--no-run)")
+            return
+        }
+        guard let w = weights, let tok = tokenizer else {
+            add("inference", "forward pass", .notRun, weights == nil ? "the model's weights did not load (see structure)" : "no usable tokenizer (see tokenizer)")
             return
         }
         let texts = [("built-in text", Verification.builtInText)] + (options.prompt.map { [("prompt", $0)] } ?? [])
         var refModel: LlamaModel?
+        var refFolder: ModelFolder?
         if let r = options.reference {
             do {
-                refModel = LlamaModel(weights: try LlamaWeights(model: ModelFolder(r)), maxTokens: 512)
+                refFolder = try ModelFolder(r)
+                refModel = LlamaModel(weights: try LlamaWeights(model: refFolder!), maxTokens: 512)
             } catch let e as CkptError {
                 add("inference", "reference model", .fail, e.description)
             }
         }
         do {
-            let sameKind = refModel != nil && Verification.kind(of: model) == Verification.kind(of: options.reference.flatMap { try? ModelFolder($0) })
+            let sameKind = refModel != nil && Verification.kind(of: model) == Verification.kind(of: refFolder)
             for (label, text) in texts {
                 var ids = tok.encode(text)
                 if let b = tok.bosID { ids.insert(b, at: 0) }
@@ -208,12 +228,15 @@ public struct Verification: Sendable {
 
     public var text: String {
         Table.render(headers: ["group", "check", "result", "detail"], rows: checks.map { [$0.group, $0.name, $0.status.rawValue, $0.detail] })
-            + (ok ? "verify: OK\n" : "verify: FAILED (\(checks.filter { $0.status == .fail }.count) check(s))\n")
+            + (ok ? "verify: OK\n"
+               : failed ? "verify: FAILED (\(checks.filter { $0.status == .fail }.count) check(s))\n"
+               : "verify: INCOMPLETE (\(checks.filter { $0.status == .notRun }.count) check(s) could not run; none failed)\n")
     }
 
     public var json: JSON {
         .object([
             ("ok", .bool(ok)),
+            ("verdict", .string(ok ? "ok" : failed ? "failed" : "incomplete")),
             ("checks", .array(checks.map { .object([("group", .string($0.group)), ("check", .string($0.name)),
                                                       ("status", .string($0.status.rawValue)), ("detail", .string($0.detail))]) })),
             ("continuation", continuation.map { .string($0) } ?? .null),

@@ -11,6 +11,9 @@ public enum ModelError: CkptError {
     case duplicateTensor(tensor: String, first: String, second: String)
     case tensorNotFound(model: String, tensor: String)
     case metaLayout(folder: String, shards: [String])
+    case noTokenizer(model: String)
+    case incompleteDownload(file: String, partial: String)
+    case configContradictsTensors(config: String, key: String, configValue: Int, tensors: Int, evidence: String)
 
     public var code: String {
         switch self {
@@ -25,6 +28,9 @@ public enum ModelError: CkptError {
         case .duplicateTensor: "duplicateTensor"
         case .tensorNotFound: "tensorNotFound"
         case .metaLayout: "metaLayout"
+        case .noTokenizer: "noTokenizer"
+        case .incompleteDownload: "incompleteDownload"
+        case .configContradictsTensors: "configContradictsTensors"
         }
     }
 
@@ -45,6 +51,13 @@ public enum ModelError: CkptError {
         case let .metaLayout(f, s):
             "\(f): Meta's original layout with \(s.count) model-parallel shards (\(OutputError.list(s))); "
                 + "convert it first with `ckpt convert --from meta \(f) OUT`"
+        case let .noTokenizer(m):
+            "\(m): no tokenizer (no tokenizer.model, and no tokenizer in the GGUF metadata)"
+        case let .incompleteDownload(f, p):
+            "\(f): the download is incomplete (its blob is still \(Path.baseName(p))); finish it with `hf download` "
+                + "(or `huggingface-cli download`) for this repo, then run ckpt again"
+        case let .configContradictsTensors(c, k, v, n, e):
+            "\(c): \"\(k)\" is \(v) but the tensors say \(n) (\(e)); the config does not belong to these weights"
         }
     }
 }

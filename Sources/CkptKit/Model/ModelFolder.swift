@@ -60,11 +60,29 @@ public final class ModelFolder: Sendable {
             func openAll(_ list: [String]) throws -> [any WeightFile] {
                 try list.map { try FormatDetection.openWeights(Path.join(path, $0)) }
             }
+            // A Hugging Face cache snapshot whose download did not finish: a link to a blob still named .incomplete,
+            // or a shard missing while the repo's blobs/ holds a partial file.
+            for n in visible where Sys.linkStatus(Path.join(path, n))?.isSymlink == true && Sys.status(Path.join(path, n)) == nil {
+                if let target = Sys.readLink(Path.join(path, n)) {
+                    let blob = target.hasPrefix("/") ? target : Path.join(path, target)
+                    if Sys.status(blob + ".incomplete") != nil {
+                        throw ModelError.incompleteDownload(file: Path.join(path, n), partial: blob + ".incomplete")
+                    }
+                }
+            }
+            func partialBlob() -> String? {
+                guard Path.baseName(Path.parent(path)) == "snapshots" else { return nil }
+                let blobs = Path.join(Path.parent(Path.parent(path)), "blobs")
+                return ((try? Sys.listDirectory(blobs)) ?? []).first { $0.hasSuffix(".incomplete") }.map { Path.join(blobs, $0) }
+            }
             if let indexName = ["model.safetensors.index.json", "pytorch_model.bin.index.json"].first(where: names.contains) {
                 let i = try ShardIndex(path: Path.join(path, indexName))
                 for shard in i.shardFiles {
                     let p = Path.join(path, shard)
-                    guard Sys.status(p) != nil else { throw ModelError.indexMissingShard(index: i.path, shard: shard) }
+                    guard Sys.status(p) != nil else {
+                        if let partial = partialBlob() { throw ModelError.incompleteDownload(file: p, partial: partial) }
+                        throw ModelError.indexMissingShard(index: i.path, shard: shard)
+                    }
                     files.append(try FormatDetection.openWeights(p))
                 }
                 idx = i
@@ -85,6 +103,9 @@ public final class ModelFolder: Sendable {
                 throw ModelError.noWeights(folder: path, found: visible)
             }
         }
+        // Parsing touched headers, zip records and pickles all over the files, and each touch maps a whole page-cache
+        // folio: drop them now, or they stay resident until streaming reaches them.
+        for f in files { f.file.release(0..<f.file.size) }
         weightFiles = files
         index = idx
 

@@ -31,17 +31,37 @@ public struct TokenizerFiles {
         return n
     }
 
-    public func hasPadToken() throws -> Bool {
-        if let p = try json("special_tokens_map.json")?["pad_token"], !p.isNull { return true }
-        if let p = try json("tokenizer_config.json")?["pad_token"], !p.isNull { return true }
+    /// The pad token the tokenizer files declare (special_tokens_map.json, else tokenizer_config.json), if any.
+    public func declaredPadToken() throws -> String? {
+        for file in ["special_tokens_map.json", "tokenizer_config.json"] {
+            guard let p = try json(file)?["pad_token"], !p.isNull else { continue }
+            if let s = p.stringValue ?? p["content"]?.stringValue { return s }
+        }
+        return nil
+    }
+
+    /// Whether `token` is one of the tokenizer's tokens (a SentencePiece piece or an added token).
+    func defines(_ token: String) throws -> Bool {
+        if folder.sideFiles.contains("tokenizer.model"),
+           try SentencePieceModel.read(path: folder.path(of: "tokenizer.model")).pieces.contains(where: { $0.piece.utf8.elementsEqual(token.utf8) }) {
+            return true
+        }
+        if try json("added_tokens.json")?.objectMembers?.contains(where: { $0.0.utf8.elementsEqual(token.utf8) }) == true { return true }
+        if try json("tokenizer.json")?["added_tokens"]?.arrayValue?.contains(where: { $0["content"]?.stringValue?.utf8.elementsEqual(token.utf8) == true }) == true {
+            return true
+        }
         return false
     }
 
-    /// When the model has exactly one row more than the tokenizer has tokens and there is no pad token (Vicuna v0:
-    /// 32001 rows, 32000 pieces), adds `[PAD]` as that token and returns a note; nil when nothing was needed.
+    /// When the model has exactly one row more than the tokenizer has tokens and the pad token is not one of them
+    /// (Vicuna v0: 32001 rows, 32000 pieces — published with or without `[PAD]` declared in special_tokens_map.json),
+    /// adds the pad token (`[PAD]` unless another is declared) as that token and returns a note; nil when nothing was
+    /// needed.
     public mutating func addPadIfShort(modelVocab: Int) throws -> String? {
-        guard let n = try vocabularySize(), modelVocab == n + 1, try !hasPadToken() else { return nil }
-        let pad = "[PAD]"
+        guard let n = try vocabularySize(), modelVocab == n + 1 else { return nil }
+        let declared = try declaredPadToken()
+        if let declared, try defines(declared) { return nil }
+        let pad = declared ?? "[PAD]"
         var added = try json("added_tokens.json")?.objectMembers ?? []
         added.append((pad, .int(n)))
         rewritten["added_tokens.json"] = JSONWriter.python(.object(added), sortKeys: false) + "\n"

@@ -22,6 +22,8 @@ public enum Convert {
         public var reused: [String] = []
         /// The output was already complete for this same run: nothing was written.
         public var upToDate = false
+        /// `--dry-run`: what would be written.
+        public var plan: PlanDescription? = nil
     }
 
     static func identityOptions(_ o: Options, dtype: DType?) -> [String] {
@@ -29,10 +31,11 @@ public enum Convert {
     }
 
     public static func run(source: String, revision: String? = nil, output: String, options: Options,
-                           command: [String], showProgress: Bool = Sys.isTerminal(2)) throws -> Summary {
+                           context: RunContext) throws -> Summary {
         let start = Sys.now()
         let model = try ModelFolder(source, revision: revision)
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
+        try ConfigCheck.require(model)
 
         // Plan everything before writing anything.
         let plan = model.tensors.map { PlannedTensor.converting($0, to: options.dtype) }
@@ -41,19 +44,18 @@ public enum Convert {
         if let dtype = options.dtype, let c = try model.config(), let i = sideFiles.firstIndex(where: { $0.name == "config.json" }) {
             sideFiles[i] = .text("config.json", rewriteDType(c.json, to: dtype))
         }
-        let run = OutputRun(path: output, command: command,
-                            identity: OutputRun.identity("convert", inputs: [model.inputPath], output: output,
-                                                         options: identityOptions(options, dtype: options.dtype)),
-                            inputs: [model.inputPath], overwrite: options.overwrite, label: "convert", showProgress: showProgress)
+        let run = context.output(output, identity: OutputRun.identity("convert", inputs: [model.inputPath], output: output,
+                                                                      options: identityOptions(options, dtype: options.dtype)),
+                                 inputs: [model.inputPath], overwrite: options.overwrite, label: "convert")
         let r = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, run: run)
         return Summary(files: r.files.map { ($0.name, $0.sha256) }, tensors: plan.count,
-                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start, reused: r.reused, upToDate: r.upToDate)
+                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start, reused: r.reused, upToDate: r.upToDate, plan: r.plan)
     }
 
     /// Meta's original layout → Hugging Face (see `MetaCheckpoint`). Keeps the source dtype unless `options.dtype`
     /// is given (`bf16` reproduces the current transformers script, which loads the merged model in bfloat16).
     public static func runFromMeta(source: String, output: String, options: Options, llamaVersion: Int,
-                                   command: [String], showProgress: Bool = Sys.isTerminal(2)) throws -> Summary {
+                                   context: RunContext) throws -> Summary {
         let start = Sys.now()
         let meta = try MetaCheckpoint(folder: source)
         try PlanChecks.checkDistinct(output: output, inputs: [source])
@@ -63,13 +65,12 @@ public enum Convert {
         var sideFiles: [SideFile] = [.text("config.json", meta.configText(dtype: outType, llamaVersion: llamaVersion)),
                                      .text("generation_config.json", meta.generationConfigText)]
         if let tok = meta.tokenizerPath { sideFiles.append(.copy("tokenizer.model", from: tok)) }
-        let run = OutputRun(path: output, command: command,
-                            identity: OutputRun.identity("convert-meta", inputs: [source], output: output,
-                                                         options: identityOptions(options, dtype: options.dtype) + ["llama-version=\(llamaVersion)"]),
-                            inputs: [source], overwrite: options.overwrite, label: "convert", showProgress: showProgress)
+        let run = context.output(output, identity: OutputRun.identity("convert-meta", inputs: [source], output: output,
+                                                                      options: identityOptions(options, dtype: options.dtype) + ["llama-version=\(llamaVersion)"]),
+                                 inputs: [source], overwrite: options.overwrite, label: "convert")
         let r = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, run: run)
         return Summary(files: r.files.map { ($0.name, $0.sha256) }, tensors: plan.count,
-                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start, reused: r.reused, upToDate: r.upToDate)
+                       bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start, reused: r.reused, upToDate: r.upToDate, plan: r.plan)
     }
 
     /// config.json with its dtype key (`torch_dtype`, or `dtype` in transformers 5) set to `dtype`, written as

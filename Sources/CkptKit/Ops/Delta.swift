@@ -89,6 +89,8 @@ public enum Delta {
         public var warnings: [String] = []
         /// The output was already complete for this same run: nothing was written.
         public var upToDate = false
+        /// `--dry-run`: what would be written.
+        public var plan: PlanDescription? = nil
     }
 
     /// Buffers that transformers 4.28-era checkpoints saved and newer ones do not: never combined, never written.
@@ -181,24 +183,24 @@ extension Delta {
 
     /// `apply-delta`: target = base + delta.
     public static func apply(base: String, delta: String, target: String, revision: String? = nil, options: Options,
-                             command: [String], showProgress: Bool = Sys.isTerminal(2)) throws -> Summary {
+                             context: RunContext) throws -> Summary {
         let b = try ModelFolder(base, revision: revision)
         let d = try ModelFolder(delta, revision: revision)
-        return try run(primary: b, secondary: d, subtract: false, output: target, options: options, command: command,
-                       configFrom: b, tokenizerFrom: d, showProgress: showProgress)
+        return try run(primary: b, secondary: d, subtract: false, output: target, options: options, context: context,
+                       configFrom: b, tokenizerFrom: d)
     }
 
     /// `make-delta`: delta = target − base.
     public static func make(base: String, target: String, delta: String, revision: String? = nil, options: Options,
-                            command: [String], showProgress: Bool = Sys.isTerminal(2)) throws -> Summary {
+                            context: RunContext) throws -> Summary {
         let b = try ModelFolder(base, revision: revision)
         let t = try ModelFolder(target, revision: revision)
-        return try run(primary: t, secondary: b, subtract: true, output: delta, options: options, command: command,
-                       configFrom: t, tokenizerFrom: t, showProgress: showProgress)
+        return try run(primary: t, secondary: b, subtract: true, output: delta, options: options, context: context,
+                       configFrom: t, tokenizerFrom: t)
     }
 
     static func run(primary: ModelFolder, secondary: ModelFolder, subtract: Bool, output: String, options: Options,
-                    command: [String], configFrom: ModelFolder, tokenizerFrom: ModelFolder, showProgress: Bool) throws -> Summary {
+                    context: RunContext, configFrom: ModelFolder, tokenizerFrom: ModelFolder) throws -> Summary {
         let start = Sys.now()
         var summary = Summary()
         // Distinct inputs and output.
@@ -206,6 +208,7 @@ extension Delta {
             throw DeltaError.inputsNotDistinct(first: primary.displayName, second: secondary.displayName)
         }
         try PlanChecks.checkDistinct(output: output, inputs: [primary.inputPath, secondary.inputPath])
+        try ConfigCheck.require(configFrom)
 
         // The plan, checked in full before anything is written.
         let deltaModel = subtract ? primary : secondary  // the model whose dtype "auto" follows (make: the target's)
@@ -216,14 +219,16 @@ extension Delta {
                    strict: options.strict, summary: &summary)
         let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: options.maxShardSize, format: options.format)
         let side = try sideFiles(config: configFrom, tokenizer: tokenizerFrom, plan: plan, dtype: dtype, summary: &summary)
+        // The plan is checked: say what was found now, not after minutes of writing.
+        for w in summary.warnings { context.notify(.warning(w)) }
+        for n in summary.notes { context.notify(.note(n)) }
         let inputs = [primary.inputPath, secondary.inputPath]
-        let run = OutputRun(path: output, command: command,
-                            identity: OutputRun.identity(subtract ? "make-delta" : "apply-delta", inputs: inputs, output: output,
-                                                         options: ["to=\(options.format.rawValue)", "dtype=\(dtype)",
-                                                                   "max-shard-size=\(options.maxShardSize)"]),
-                            inputs: inputs, overwrite: options.overwrite, label: subtract ? "make-delta" : "apply-delta",
-                            showProgress: showProgress)
+        let run = context.output(output, identity: OutputRun.identity(subtract ? "make-delta" : "apply-delta", inputs: inputs, output: output,
+                                                                      options: ["to=\(options.format.rawValue)", "dtype=\(dtype)",
+                                                                                "max-shard-size=\(options.maxShardSize)"]),
+                                 inputs: inputs, overwrite: options.overwrite, label: subtract ? "make-delta" : "apply-delta")
         let r = try ModelOutput.write(plan, layout: layout, sideFiles: side, run: run)
+        summary.plan = r.plan
         let total = plan.reduce(0) { $0 + $1.info.byteCount }
         summary.tensors = plan.count
         summary.bytes = total

@@ -163,22 +163,23 @@ public enum GGUFExport {
     }
 
     public static func run(source: String, revision: String?, output: String, outType: DType, overwrite: Bool,
-                           command: [String], showProgress: Bool = Sys.isTerminal(2)) throws -> Quantize.Report {
+                           context: RunContext) throws -> Quantize.Report {
         let start = Sys.now()
         let model = try ModelFolder(source, revision: revision)
         guard let config = try model.config() else {
             throw ConfigError.missingField(file: model.path(of: "config.json"), key: "(config.json is needed for GGUF metadata)")
         }
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
+        try ConfigCheck.require(model)
         let stats = QualityStats()
         let (plan, notes) = try plan(model: model, config: config, outType: outType, stats: stats)
         let meta = try metadata(model: model, config: config, outType: outType, parameters: plan.reduce(0) { $0 + $1.info.elementCount })
         let infos = plan.map(\.info)
         let fileBytes = GGUFWriter.header(metadata: meta, tensors: infos, alignment: GGUFFile.defaultAlignment).count
             + infos.reduce(0) { $0 + GGUFWriter.padded($1.byteCount, GGUFFile.defaultAlignment) }
-        let run = OutputRun(path: output, command: command,
-                            identity: OutputRun.identity("gguf", inputs: [model.inputPath], output: output, options: ["type=\(outType)"]),
-                            inputs: [model.inputPath], overwrite: overwrite, label: "gguf", showProgress: showProgress)
+        for n in notes { context.notify(.note(n)) }
+        let run = context.output(output, identity: OutputRun.identity("gguf", inputs: [model.inputPath], output: output, options: ["type=\(outType)"]),
+                                 inputs: [model.inputPath], overwrite: overwrite, label: "gguf")
         let r = try ModelOutput.writeFile(plan, fileBytes: fileBytes, makeWriter: { file in
             try GGUFWriter(metadata: meta, tensors: infos, output: file)
         }, run: run)
@@ -189,6 +190,7 @@ public enum GGUFExport {
         var report = Quantize.report(stats: stats, sources: sources, totalBefore: model.totalBytes,
                                      totalAfter: r.files.first?.bytes ?? 0, notes: notes, seconds: Sys.now() - start, output: output)
         report.upToDate = r.upToDate
+        report.plan = r.plan
         return report
     }
 }

@@ -17,10 +17,22 @@ public struct InspectReport: Sendable {
     public var configError: String?
     public var sideFiles: [String]
     public var notes: [String]
+    /// Config and tensors that disagree (commands that write refuse such a model).
+    public var warnings: [String] = []
 
     /// Inspects a file, folder, HF cache folder or repo id. `filter` keeps only tensors whose name matches.
     public init(path: String, revision: String? = nil, filter: ((String) -> Bool)? = nil, checkCRC: Bool = false) throws {
-        let model = try ModelFolder(path, revision: revision)
+        let model: ModelFolder
+        do {
+            model = try ModelFolder(path, revision: revision)
+        } catch ModelError.metaLayout(let folder, let shards) {
+            try self.init(metaFolder: folder, shards: shards, display: path, filter: filter)
+            return
+        }
+        try self.init(model: model, display: path, filter: filter, checkCRC: checkCRC)
+    }
+
+    init(model: ModelFolder, display path: String, filter: ((String) -> Bool)?, checkCRC: Bool) throws {
         self.path = path
         format = Set(model.weightFiles.map(\.formatName)).sorted().joined(separator: "+")
         files = model.weightFiles.map { (Path.baseName($0.path), $0.file.size, $0.tensors.count) }
@@ -53,6 +65,30 @@ public struct InspectReport: Sendable {
                 notes.append("config vocab_size is \(c.vocabSize) but model.embed_tokens.weight has \(emb.info.shape.first ?? 0) rows")
             }
         }
+        do {
+            warnings = try ConfigCheck.contradictions(model).map(\.description)
+        } catch let e as CkptError {
+            if configError == nil { configError = e.description }
+        }
+    }
+
+    /// Meta's original layout (consolidated.NN.pth + params.json): every shard's tensors, listed as they are stored.
+    init(metaFolder folder: String, shards: [String], display: String, filter: ((String) -> Bool)?) throws {
+        path = display
+        format = "torch (Meta, \(shards.count) model-parallel shards)"
+        var fs: [(name: String, bytes: Int, tensors: Int)] = []
+        var rs: [Row] = []
+        for name in shards.sorted() {
+            let t = try TorchFile(path: Path.join(folder, name))
+            fs.append((name, t.file.size, t.tensors.count))
+            rs += t.tensors.filter { filter?($0.name) ?? true }.map {
+                Row(name: $0.name, dtype: $0.info.dtype, shape: $0.info.shape, parameters: $0.info.elementCount, bytes: $0.byteCount, file: name)
+            }
+        }
+        files = fs
+        rows = rs
+        sideFiles = ["params.json", "tokenizer.model"].filter { Sys.status(Path.join(folder, $0)) != nil }
+        notes = ["Meta's original layout: each tensor is split across the \(shards.count) shards; convert it with `ckpt convert --from meta \(display) OUT`"]
     }
 
     public var totalParameters: Int { rows.reduce(0) { $0 + $1.parameters } }
@@ -80,6 +116,7 @@ public struct InspectReport: Sendable {
         if let e = configError { out += "\nconfig: unreadable: \(e)\n" }
         if !sideFiles.isEmpty { out += "side files: \(sideFiles.joined(separator: ", "))\n" }
         for n in notes { out += "note: \(n)\n" }
+        for w in warnings { out += "warning: \(w)\n" }
         return out
     }
 
@@ -101,6 +138,7 @@ public struct InspectReport: Sendable {
         if let e = configError { members.append(("config_error", .string(e))) }
         members.append(("side_files", .array(sideFiles.map { .string($0) })))
         members.append(("notes", .array(notes.map { .string($0) })))
+        members.append(("warnings", .array(warnings.map { .string($0) })))
         return .object(members)
     }
 }

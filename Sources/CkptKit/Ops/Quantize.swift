@@ -60,6 +60,8 @@ public enum Quantize {
         public var output: String
         /// The output was already complete for this same run: nothing was written (the statistics are not recomputed).
         public var upToDate = false
+        /// `--dry-run`: what would be written (the statistics are not computed).
+        public var plan: PlanDescription? = nil
 
         public var text: String {
             if upToDate { return "up to date: \(output) (every file re-hashed and equal to the journal; nothing written)\n" }
@@ -116,11 +118,11 @@ public enum Quantize {
 
     /// compressed-tensors int8 weight-only (pack-quantized) into a Hugging Face folder.
     public static func compressedTensors(source: String, revision: String? = nil, output: String, scheme: Scheme,
-                                         maxShardSize: Int, overwrite: Bool, command: [String],
-                                         showProgress: Bool = Sys.isTerminal(2)) throws -> Report {
+                                         maxShardSize: Int, overwrite: Bool, context: RunContext) throws -> Report {
         let start = Sys.now()
         let model = try ModelFolder(source, revision: revision)
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
+        try ConfigCheck.require(model)
         var plan: [PlannedTensor] = []
         let stats = QualityStats()
         var sources: [(name: String, statKey: String, before: Int, after: Int)] = []
@@ -166,14 +168,15 @@ public enum Quantize {
         let sideFiles = [SideFile.text("config.json", compressedTensorsConfig(config.json, scheme: scheme, ignore: ignored))]
             + model.sideFiles.filter { $0 != "config.json" }.map { SideFile.copy($0, from: model.path(of: $0)) }
         let schemeName = switch scheme { case .int8Channel: "int8-channel"; case .int8Group(let g): "int8-group/\(g)" }
-        let run = OutputRun(path: output, command: command,
-                            identity: OutputRun.identity("quantize", inputs: [model.inputPath], output: output,
-                                                         options: ["scheme=\(schemeName)", "max-shard-size=\(maxShardSize)"]),
-                            inputs: [model.inputPath], overwrite: overwrite, label: "quantize", showProgress: showProgress)
+        for n in notes { context.notify(.note(n)) }
+        let run = context.output(output, identity: OutputRun.identity("quantize", inputs: [model.inputPath], output: output,
+                                                                      options: ["scheme=\(schemeName)", "max-shard-size=\(maxShardSize)"]),
+                                 inputs: [model.inputPath], overwrite: overwrite, label: "quantize")
         let r = try ModelOutput.write(plan, layout: layout, sideFiles: sideFiles, run: run)
         var rep = report(stats: stats, sources: sources, totalBefore: model.totalBytes,
                          totalAfter: plan.reduce(0) { $0 + $1.info.byteCount }, notes: notes, seconds: Sys.now() - start, output: output)
         rep.upToDate = r.upToDate
+        rep.plan = r.plan
         return rep
     }
 

@@ -67,6 +67,7 @@ public struct Q8_0Operation: TensorOperation {
     }
 
     public var sources: [StoredTensor] { [source] }
+    public var label: String { "Q8_0 from \(source.info.dtype)" + (permutation != nil ? ", permute q/k rows" : "") }
     public var memory: WorkingMemory {
         WorkingMemory(floatsA: 1, outputBytes: 2, mappedBytes: source.info.dtype.size, alignment: 32)
     }
@@ -151,6 +152,7 @@ public struct CTPackOperation: TensorOperation {
 
     var stride: Int { (grid.cols + 3) / 4 * 4 }
     public var sources: [StoredTensor] { [source] }
+    public var label: String { "int8 pack (group \(group))" }
     public var memory: WorkingMemory {
         WorkingMemory(floatsA: 1, floatsB: 1, outputBytes: 4, mappedBytes: source.info.dtype.size, alignment: group,
                       splitsAlignmentUnits: true)
@@ -233,6 +235,7 @@ public struct CTScaleOperation: TensorOperation {
     }
 
     public var sources: [StoredTensor] { [source] }
+    public var label: String { "int8 scales (group \(group))" }
     public var memory: WorkingMemory {
         WorkingMemory(floatsA: 1, floatsB: 1, outputBytes: 2, mappedBytes: source.info.dtype.size, alignment: group,
                       splitsAlignmentUnits: true)
