@@ -99,6 +99,8 @@ public final class Engine {
         let m = op.memory
         let context = PieceContext(a: BufferSlice(floatsA), b: BufferSlice(floatsB), output: BufferSlice(output), threads: threads)
         _ = m
+        // (Reading the next piece ahead with MADV_WILLNEED was tried: on this kernel it maps what it reads, and peak
+        // RSS rose from 42 to 131 MiB on the 1B model for no measurable gain; each piece is mapped in one call instead.)
         try forEachPiece(op, tensor: p.info.name) { piece in
             try Interrupts.check()
             let reads = op.reads(piece)

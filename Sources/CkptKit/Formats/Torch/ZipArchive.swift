@@ -139,6 +139,9 @@ public final class ZipArchive: Sendable {
                 throw .localHeaderMismatch(file: path, entry: name, detail: "method \(localMethod) vs \(method)")
             }
             let localName = Int(Self.u16(all, l + 26)), localExtra = Int(Self.u16(all, l + 28))
+            // Each header read maps a whole page-cache folio (up to 2 MiB) next to tensor data: drop it at once, so
+            // that opening a file with hundreds of entries does not hold hundreds of folios (the peak RSS would).
+            file.release(l..<(l + Self.localHeaderSize))
             let dataOffset = l + Self.localHeaderSize + localName + localExtra
             guard dataOffset <= size, Int(csize) <= size - dataOffset else { throw .entryOutOfBounds(file: path, entry: name) }
             if names[name] != nil { throw .duplicateEntry(file: path, entry: name) }
