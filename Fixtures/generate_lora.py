@@ -159,8 +159,12 @@ def untie(model: LlamaForCausalLM):
 
 
 def state(model) -> dict:
-    """The merged model's tensors as transformers' state_dict lists them (contiguous copies)."""
-    return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    """The merged model's tensors as save_pretrained writes them (contiguous copies): a tied lm_head, which is the
+    embedding tensor itself, is left out."""
+    sd = model.state_dict()
+    head, emb = sd.get("lm_head.weight"), sd.get("model.embed_tokens.weight")
+    tied = head is not None and emb is not None and head.data_ptr() == emb.data_ptr()
+    return {k: v.detach().contiguous().clone() for k, v in sd.items() if not (tied and k == "lm_head.weight")}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,6 +267,9 @@ def make_adapter(case: dict, spec: dict, folder: Path, seed: int):
     cj = folder / "adapter_config.json"
     c = json.loads(cj.read_text())
     c["base_model_name_or_path"] = rel(BASES[case["base"]])
+    for k in ("target_modules", "exclude_modules"):  # peft writes these sets in hash order: sorted, for reproducibility
+        if isinstance(c.get(k), list):
+            c[k] = sorted(c[k])
     cj.write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")
     if spec.get("adapter_dtype"):
         dt = DT[spec["adapter_dtype"]]
@@ -442,9 +449,9 @@ def run_case(case: dict, info: dict):
         entry["untied"] = True
         # What plain peft does with the tied model: merges into the one shared tensor.
         tied, _ = reference_merge(case, dirs, tied_as_is=True)
-        e, h = tied["model.embed_tokens.weight"], tied["lm_head.weight"]
+        e = tied["model.embed_tokens.weight"]
         entry["peft_on_tied_model"] = {
-            "lm_head_is_embed_tokens": bool(torch.equal(e, h)),
+            "lm_head_is_embed_tokens": "lm_head.weight" not in tied,  # state() drops a head that shares the tensor
             "embed_tokens_differs_from_untied_reference_elements":
                 int((e.view(torch.int16) != merged["model.embed_tokens.weight"].view(torch.int16)).sum()),
         }
@@ -684,21 +691,24 @@ def make_kernel_vectors(info: dict):
     fresh_dir(KERNELS)
     g = gen(20240901)
     tensors = {}
-    ranks = [1, 2, 3, 7, 8, 16, 63, 64, 191, 192, 193, 200, 255, 256, 257, 300, 383, 384, 385, 400, 577]
+    # [16, r] @ [r, 12]: both sides >= 12, where torch's mm runs MKL's blocked sgemm (below that, on this machine,
+    # another kernel with another summation order answers; see lora/README.md). B and A hold fp16-representable
+    # values (stored as F16 to keep the file small; they widen exactly), P is torch's fp32 result.
+    ranks = [1, 3, 8, 16, 64, 191, 192, 193, 200, 256, 257, 383, 384, 385, 577]
     for r in ranks:
-        n, m = 2, 9
-        B = torch.randn(n, r, generator=g)
-        A = torch.randn(r, m, generator=g) * (10.0 ** torch.randn(r, 1, generator=g))
+        n, m = 16, 12
+        B = torch.randn(n, r, generator=g).half()
+        A = (torch.randn(r, m, generator=g) * torch.exp2(torch.randint(-4, 5, (r, 1), generator=g).float())).half()
         tensors[f"r{r}.B"] = B
         tensors[f"r{r}.A"] = A
-        tensors[f"r{r}.P"] = (B @ A).contiguous()
+        tensors[f"r{r}.P"] = (B.float() @ A.float()).contiguous()
     lengths = list(range(1, 41)) + [64, 96, 172, 176, 1000, 1003]
     for n in lengths:
         V = torch.randn(4, n, generator=g) * (10.0 ** torch.randn(4, 1, generator=g))
         tensors[f"n{n}.V"] = V
         tensors[f"n{n}.norm"] = torch.linalg.norm(V, dim=1).contiguous()
     save_file(tensors, str(KERNELS / "vectors.safetensors"), metadata={"format": "pt"})
-    info["kernel_vectors"] = {"ranks": ranks, "product_shape": "[2, r] @ [r, 9]", "norm_lengths": lengths,
+    info["kernel_vectors"] = {"ranks": ranks, "product_shape": "[16, r] @ [r, 12]", "norm_lengths": lengths,
                               "norm_rows": 4, "seed": 20240901}
 
 
