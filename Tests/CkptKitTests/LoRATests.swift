@@ -151,7 +151,14 @@ func need<T>(_ v: T?, _ what: @autoclosure () -> String = "a fixture value", sou
         #expect(!untouched.untiedEmbeddings && !untouched.tensors.contains { $0.info.name == "lm_head.weight" })
         let resized = try Case("resized-vocab").plan()
         #expect(resized.vocabSize == 1003)
-        #expect(resized.tensors.first { $0.info.name == "model.embed_tokens.weight" }?.info.shape == [1003, 64])
+        let grownEmbed = try need(resized.tensors.first { $0.info.name == "model.embed_tokens.weight" })
+        #expect(grownEmbed.info.shape == [1003, 64] && grownEmbed.grownFromRows == 1000)
+        let grownHead = try need(resized.tensors.first { $0.info.name == "lm_head.weight" })
+        #expect(grownHead.grownFromRows == 1000)
+        if case .replace(let src) = grownHead.action { #expect(src.name == "base_model.model.lm_head.weight") } else {
+            Issue.record("lm_head should be replaced whole (modules_to_save)")
+        }
+        #expect(resized.tensors.filter { $0.grownFromRows != nil }.count == 2)
         let same = try Case("linear-f16").plan()
         #expect(same.vocabSize == nil && same.warnings.isEmpty && same.merged == 4)
 

@@ -14,7 +14,7 @@
 ///                                         // t.info.dtype (RNE) when the dtypes differ (non-float tensors: as stored)
 ///     case .replace(let src):             // an adapter tensor (modules_to_save, bias="all", base_layer.*): cast to
 ///                                         // t.info.dtype; its shape is t.info.shape (more rows than the base when the
-///                                         // vocabulary grew); written under t.info.name (≠ src.name)
+///                                         // vocabulary grew: t.grownFromRows); written under t.info.name (≠ src.name)
 ///     case .merge(let op):                // a LoRAMergeOperation, streamed in row blocks:
 ///         let kernel = op.prepare()       //   loads op.residentFloats f32 (all of A per term) — once per tensor
 ///         // for each block r0..<r1 (complete rows; any split, any order, blocks may run concurrently, each with its
@@ -78,6 +78,8 @@ public struct LoRAPlannedTensor: Sendable {
     /// Output name, dtype and shape.
     public let info: TensorInfo
     public let action: LoRAAction
+    /// The base's row count when the output has more rows (an adapter grew the vocabulary), else nil.
+    public let grownFromRows: Int?
 }
 
 public struct LoRAPlan: Sendable {
@@ -390,7 +392,9 @@ extension LoRAPlanner {
             } else {
                 action = .copy(p.source)
             }
-            return LoRAPlannedTensor(info: p.info, action: action)
+            let baseRows = mods.tensors[n].flatMap { $0.info.shape.count == 2 ? $0.info.shape[0] : nil }
+            let grown = baseRows.flatMap { p.info.shape.count == 2 && p.info.shape[0] > $0 ? $0 : nil }
+            return LoRAPlannedTensor(info: p.info, action: action, grownFromRows: grown)
         }
         return LoRAPlan(tensors: planned, dtype: dtype, warnings: warnings, notes: notes, vocabSize: vocab, untiedEmbeddings: untied)
     }
