@@ -117,6 +117,54 @@ func need<T>(_ v: T?, _ what: @autoclosure () -> String = "a fixture value", sou
         #expect(c.mismatches(LoRAInMemory.run(try c.plan(), rowsPerBlock: rows)) == [], "\(name) blocks of \(rows)")
     }
 
+    /// Blocks merged concurrently and out of order (each with its own scratch) give the same bytes: what the engine
+    /// may do with one prepared kernel.
+    @Test func blocksMayRunConcurrently() throws {
+        let c = try Case("dora-f32")
+        let plan = try c.plan()
+        var outputs: [LoRAInMemory.Output] = []
+        for t in plan.tensors {
+            guard case .merge(let op) = t.action else {
+                outputs.append(LoRAInMemory.Output(info: t.info, bytes: LoRAInMemory.converted(t.sourceForTests, to: t.info.dtype)))
+                continue
+            }
+            let kernel = op.prepare()
+            let rowBytes = op.cols * op.output.dtype.size, inBytes = op.cols * op.source.info.dtype.size
+            let block = 3
+            let blocks = (op.rows + block - 1) / block
+            nonisolated(unsafe) let out = UnsafeMutableRawBufferPointer.allocate(byteCount: op.rows * rowBytes, alignment: 64)
+            defer { out.deallocate() }
+            DispatchQueue.concurrentPerform(iterations: blocks) { i in
+                let b = blocks - 1 - i  // last block first
+                let r0 = b * block, r1 = min(op.rows, r0 + block)
+                let scratch = UnsafeMutableBufferPointer<Float>.allocate(capacity: op.scratchFloats(rows: r1 - r0))
+                defer { scratch.deallocate() }
+                kernel.mergeRows(r0, r1, base: op.source.bytes((r0 * inBytes)..<(r1 * inBytes)),
+                                 into: UnsafeMutableRawBufferPointer(rebasing: out[(r0 * rowBytes)..<(r1 * rowBytes)]), scratch: scratch)
+            }
+            outputs.append(LoRAInMemory.Output(info: t.info, bytes: Array(out)))
+        }
+        #expect(c.mismatches(outputs) == [])
+    }
+
+    /// peft's "all-linear" shorthand targets every Linear layer but lm_head: the same merge as listing them.
+    @Test func allLinearShorthandMatchesTheExplicitList() throws {
+        let tmp = TempDir()
+        let dir = tmp.sub("all-linear")
+        try FileManager.default.copyItem(atPath: Fx.path("lora/adapters/all-linear-bf16"), toPath: dir)
+        var m = try need(try Fx.json("lora/adapters/all-linear-bf16/adapter_config.json").objectMembers)
+        let i = try need(m.firstIndex { $0.0 == "target_modules" })
+        m[i].1 = .string("all-linear")
+        try FileManager.default.removeItem(atPath: dir + "/adapter_config.json")
+        try JSONWriter.python(.object(m)).write(toFile: dir + "/adapter_config.json", atomically: true, encoding: .utf8)
+        let c = try Case("all-linear-bf16")
+        let plan = try LoRAPlanner.plan(base: c.base, adapters: [LoRAAdapter(dir)], options: LoRAMergeOptions(dtype: .BF16))
+        #expect(plan.merged == 14)
+        let head = try need(plan.tensors.first { $0.info.name == "lm_head.weight" })
+        if case .copy = head.action {} else { Issue.record("all-linear must leave lm_head alone") }
+        #expect(c.mismatches(LoRAInMemory.run(plan)) == [])
+    }
+
     /// The fixtures can tell MKL's k blocks from one plain chain: without them r > 192 does not match peft.
     @Test(arguments: ["r256-f16", "r256-f32", "r400-f32"])
     func rankAbove192NeedsMKLBlocks(_ name: String) throws {
@@ -414,5 +462,15 @@ func need<T>(_ v: T?, _ what: @autoclosure () -> String = "a fixture value", sou
         // A single weight file is accepted too (its folder holds the config).
         let single = try LoRAAdapter(Fx.path("lora/adapters/legacy-bin/adapter_model.bin"))
         #expect(single.weightFile.formatName == "pytorch-zip" && single.tensors.count == 12)
+    }
+}
+
+extension LoRAPlannedTensor {
+    /// The tensor the action reads (base, replacement or merge source).
+    var sourceForTests: StoredTensor {
+        switch action {
+        case .copy(let t), .replace(let t): t
+        case .merge(let op): op.source
+        }
     }
 }

@@ -274,8 +274,8 @@ extension LoRAPlanner {
                 for (role, t) in ts.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                     guard let suffix = role.replacedSuffix else { continue }
                     let target = "\(module).\(suffix)"
-                    guard var p = pending[target] else { continue }
-                    let baseShape = mods.tensors[target]!.info.shape
+                    guard var p = pending[target], let baseTensor = mods.tensors[target] else { continue }
+                    let baseShape = baseTensor.info.shape
                     let s = t.stored.info.shape
                     let grows = (target == embedName || target == headName) && s.count == 2 && baseShape.count == 2
                         && s[1] == baseShape[1] && s[0] > baseShape[0]
@@ -414,9 +414,18 @@ extension LoRAPlanner {
         }
         var out: [String: ModuleKind] = [:]
         var entryMatched: Set<String> = []
+        // peft expands "all-linear" to the leaf names of every Linear layer but the output layer, then matches the list.
+        var names: [String]?
+        switch cfg.targetModules {
+        case .names(let l): names = l
+        case .allLinear:
+            let leaves = mods.order.filter { mods.kinds[$0] == .linear && $0 != "lm_head" }.map { $0.split(separator: ".").last.map(String.init) ?? $0 }
+            names = Array(Set(leaves)).sorted()
+        case .regex: names = nil
+        }
         for key in mods.order {
-            let kind = mods.kinds[key]!
-            if case .names(let l) = cfg.targetModules { for e in l where key == e || key.hasSuffix("." + e) { entryMatched.insert(e) } }
+            guard let kind = mods.kinds[key] else { continue }
+            for e in names ?? [] where key == e || key.hasSuffix("." + e) { entryMatched.insert(e) }
             // exclude_modules beats everything.
             switch cfg.excludeModules {
             case .names(let l)?: if listMatch(l, key) { continue }
@@ -426,11 +435,10 @@ extension LoRAPlanner {
             // LoRA never targets modules_to_save modules (nor anything inside them).
             if cfg.modulesToSave.contains(where: { regex.prefixMatch("(^|.*\\.)" + $0 + "($|\\..*)", key) }) { continue }
             var found: Bool
-            switch cfg.targetModules {
-            case .regex(let p): found = regex.fullMatch(p, key)
-            case .allLinear: found = kind == .linear && key != "lm_head"
-            case .names(let l):
-                found = listMatch(l, key)
+            if case .regex(let p) = cfg.targetModules {
+                found = regex.fullMatch(p, key)
+            } else {
+                found = listMatch(names ?? [], key)
                 if found, let layers = cfg.layersToTransform {
                     var index: Substring?
                     if let patterns = cfg.layersPattern {
