@@ -33,20 +33,32 @@ static inline size_t block_len(size_t r, size_t k0, int mkl) {
 
 // MARK: - Portable
 
-// p[i·cols + j] = Σ_k f[i·r + k] · m[k·cols + j]: per element a fused chain from +0 over each block, k ascending,
-// block sums added left to right.
+// The resident matrix is packed in panels of 8 columns: element (k, j) of the r × cols matrix sits at
+// packed[(j / 8)·r·8 + k·8 + j % 8], the last panel zero-padded. The AVX2 loop then reads it contiguously.
+static inline size_t panels(size_t cols) { return (cols + 7) / 8; }
+
+size_t ckpt_lora_packed_floats(size_t r, size_t cols) { return r * panels(cols) * 8; }
+
+void ckpt_lora_pack_row(const float *row, size_t k, size_t r, size_t cols, float *packed) {
+    for (size_t j = 0; j < cols; j++) packed[(j / 8) * r * 8 + k * 8 + (j % 8)] = row[j];
+    for (size_t j = cols; j < panels(cols) * 8; j++) packed[(j / 8) * r * 8 + k * 8 + (j % 8)] = 0.0f;
+}
+
+// p[i·cols + j] = Σ_k f[i·r + k] · m(k, j) (m packed): per element a fused chain from +0 over each block, k
+// ascending, block sums added left to right.
 static void product_portable(const float *f, size_t rows, const float *m, size_t r, size_t cols, float *p, int mkl) {
     for (size_t i = 0; i < rows; i++) {
         const float *fi = f + i * r;
         float *pi = p + i * cols;
         for (size_t j = 0; j < cols; j++) {
+            const float *mj = m + (j / 8) * r * 8 + (j % 8);
             float tot = 0.0f;
             size_t k0 = 0;
             int first = 1;
             while (k0 < r) {
                 size_t len = block_len(r, k0, mkl);
                 float acc = 0.0f;
-                for (size_t k = k0; k < k0 + len; k++) acc = fmaf(fi[k], m[k * cols + j], acc);
+                for (size_t k = k0; k < k0 + len; k++) acc = fmaf(fi[k], mj[k * 8], acc);
                 tot = first ? acc : tot + acc;
                 first = 0;
                 k0 += len;
@@ -128,93 +140,93 @@ static void combine_portable(float *x, size_t rows, size_t cols, const ckpt_lora
 #ifdef CKPT_LORA_X86
 #define CKPT_LORA_AVX2 __attribute__((target("avx2,f16c,fma")))
 
-// Product for up to 4 rows at once (A loaded once per k for all of them), 8 columns per step; every element keeps
-// its own fused chain in k order, so the result equals the portable one bit for bit.
+// Stores one 8-column result of a k block into row `prow` at column j (`valid` ≤ 8 columns exist): the first block
+// is stored, later ones added (tot = tot + acc, not fused), as MKL adds its block sums.
+CKPT_LORA_AVX2 static inline void put8(float *prow, size_t j, size_t valid, __m256 v, int first) {
+    if (valid == 8) {
+        if (!first) v = _mm256_add_ps(_mm256_loadu_ps(prow + j), v);
+        _mm256_storeu_ps(prow + j, v);
+        return;
+    }
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (size_t l = 0; l < valid; l++) prow[j + l] = first ? t[l] : prow[j + l] + t[l];
+}
+
+// Product on the packed matrix: 4 rows × 16 columns per step (8 independent accumulators, two contiguous loads and
+// four broadcasts per k); every element keeps its own fused chain in k order, so the bits equal the portable code's.
 CKPT_LORA_AVX2 static void product_avx2(const float *f, size_t rows, const float *m, size_t r, size_t cols, float *p,
                                         int mkl) {
+    const size_t np = panels(cols);
     size_t i = 0;
     for (; i + 4 <= rows; i += 4) {
         const float *f0 = f + i * r, *f1 = f0 + r, *f2 = f1 + r, *f3 = f2 + r;
-        size_t j = 0;
-        for (; j + 8 <= cols; j += 8) {
-            __m256 t0 = _mm256_setzero_ps(), t1 = t0, t2 = t0, t3 = t0;
+        float *p0 = p + i * cols, *p1 = p0 + cols, *p2 = p1 + cols, *p3 = p2 + cols;
+        size_t q = 0;
+        for (; q + 2 <= np; q += 2) {
+            const float *ma = m + q * r * 8, *mb = ma + r * 8;
+            size_t j = q * 8, va = cols - j < 8 ? cols - j : 8, vb = cols - j - 8 < 8 ? cols - j - 8 : 8;
+            size_t k0 = 0;
+            int first = 1;
+            while (k0 < r) {
+                size_t len = block_len(r, k0, mkl);
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+                for (size_t k = k0; k < k0 + len; k++) {
+                    __m256 x = _mm256_loadu_ps(ma + k * 8), y = _mm256_loadu_ps(mb + k * 8);
+                    __m256 s0 = _mm256_broadcast_ss(f0 + k), s1 = _mm256_broadcast_ss(f1 + k);
+                    __m256 s2 = _mm256_broadcast_ss(f2 + k), s3 = _mm256_broadcast_ss(f3 + k);
+                    a0 = _mm256_fmadd_ps(s0, x, a0); b0 = _mm256_fmadd_ps(s0, y, b0);
+                    a1 = _mm256_fmadd_ps(s1, x, a1); b1 = _mm256_fmadd_ps(s1, y, b1);
+                    a2 = _mm256_fmadd_ps(s2, x, a2); b2 = _mm256_fmadd_ps(s2, y, b2);
+                    a3 = _mm256_fmadd_ps(s3, x, a3); b3 = _mm256_fmadd_ps(s3, y, b3);
+                }
+                put8(p0, j, va, a0, first); put8(p0, j + 8, vb, b0, first);
+                put8(p1, j, va, a1, first); put8(p1, j + 8, vb, b1, first);
+                put8(p2, j, va, a2, first); put8(p2, j + 8, vb, b2, first);
+                put8(p3, j, va, a3, first); put8(p3, j + 8, vb, b3, first);
+                first = 0;
+                k0 += len;
+            }
+        }
+        for (; q < np; q++) {
+            const float *ma = m + q * r * 8;
+            size_t j = q * 8, va = cols - j < 8 ? cols - j : 8;
             size_t k0 = 0;
             int first = 1;
             while (k0 < r) {
                 size_t len = block_len(r, k0, mkl);
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
                 for (size_t k = k0; k < k0 + len; k++) {
-                    __m256 mv = _mm256_loadu_ps(m + k * cols + j);
-                    a0 = _mm256_fmadd_ps(_mm256_set1_ps(f0[k]), mv, a0);
-                    a1 = _mm256_fmadd_ps(_mm256_set1_ps(f1[k]), mv, a1);
-                    a2 = _mm256_fmadd_ps(_mm256_set1_ps(f2[k]), mv, a2);
-                    a3 = _mm256_fmadd_ps(_mm256_set1_ps(f3[k]), mv, a3);
+                    __m256 x = _mm256_loadu_ps(ma + k * 8);
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(f0 + k), x, a0);
+                    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(f1 + k), x, a1);
+                    a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(f2 + k), x, a2);
+                    a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(f3 + k), x, a3);
                 }
-                if (first) {
-                    t0 = a0; t1 = a1; t2 = a2; t3 = a3;
-                } else {
-                    t0 = _mm256_add_ps(t0, a0); t1 = _mm256_add_ps(t1, a1);
-                    t2 = _mm256_add_ps(t2, a2); t3 = _mm256_add_ps(t3, a3);
-                }
+                put8(p0, j, va, a0, first); put8(p1, j, va, a1, first);
+                put8(p2, j, va, a2, first); put8(p3, j, va, a3, first);
                 first = 0;
                 k0 += len;
-            }
-            _mm256_storeu_ps(p + i * cols + j, t0);
-            _mm256_storeu_ps(p + (i + 1) * cols + j, t1);
-            _mm256_storeu_ps(p + (i + 2) * cols + j, t2);
-            _mm256_storeu_ps(p + (i + 3) * cols + j, t3);
-        }
-        if (j < cols) {  // column tail: the same chains, one element at a time
-            for (size_t q = 0; q < 4; q++) {
-                const float *fq = f + (i + q) * r;
-                for (size_t jj = j; jj < cols; jj++) {
-                    float tot = 0.0f;
-                    size_t k0 = 0;
-                    int first = 1;
-                    while (k0 < r) {
-                        size_t len = block_len(r, k0, mkl);
-                        float acc = 0.0f;
-                        for (size_t k = k0; k < k0 + len; k++) acc = fmaf(fq[k], m[k * cols + jj], acc);
-                        tot = first ? acc : tot + acc;
-                        first = 0;
-                        k0 += len;
-                    }
-                    p[(i + q) * cols + jj] = tot;
-                }
             }
         }
     }
-    for (; i < rows; i++) {
+    for (; i < rows; i++) {  // fewer than 4 rows left
         const float *fi = f + i * r;
-        size_t j = 0;
-        for (; j + 8 <= cols; j += 8) {
-            __m256 tot = _mm256_setzero_ps();
+        float *pi = p + i * cols;
+        for (size_t q = 0; q < np; q++) {
+            const float *ma = m + q * r * 8;
+            size_t j = q * 8, va = cols - j < 8 ? cols - j : 8;
             size_t k0 = 0;
             int first = 1;
             while (k0 < r) {
                 size_t len = block_len(r, k0, mkl);
-                __m256 acc = _mm256_setzero_ps();
+                __m256 a0 = _mm256_setzero_ps();
                 for (size_t k = k0; k < k0 + len; k++)
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(fi[k]), _mm256_loadu_ps(m + k * cols + j), acc);
-                tot = first ? acc : _mm256_add_ps(tot, acc);
+                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(fi + k), _mm256_loadu_ps(ma + k * 8), a0);
+                put8(pi, j, va, a0, first);
                 first = 0;
                 k0 += len;
             }
-            _mm256_storeu_ps(p + i * cols + j, tot);
-        }
-        for (; j < cols; j++) {
-            float tot = 0.0f;
-            size_t k0 = 0;
-            int first = 1;
-            while (k0 < r) {
-                size_t len = block_len(r, k0, mkl);
-                float acc = 0.0f;
-                for (size_t k = k0; k < k0 + len; k++) acc = fmaf(fi[k], m[k * cols + j], acc);
-                tot = first ? acc : tot + acc;
-                first = 0;
-                k0 += len;
-            }
-            p[i * cols + j] = tot;
         }
     }
 }
@@ -338,12 +350,13 @@ static int use_avx2(int variant) {
 
 const char *ckpt_lora_variant(int variant) { return use_avx2(variant) ? "avx2+fma+f16c" : "portable"; }
 
-void ckpt_lora_product(const float *f, size_t rows, const float *m, size_t r, size_t cols, float *p, int variant,
-                       int mkl_blocks) {
+void ckpt_lora_product(const float *f, size_t rows, const float *m, size_t r, size_t cols, float *p, float *packed,
+                       int variant, int mkl_blocks) {
+    for (size_t k = 0; k < r; k++) ckpt_lora_pack_row(m + k * cols, k, r, cols, packed);
 #ifdef CKPT_LORA_X86
-    if (use_avx2(variant)) { product_avx2(f, rows, m, r, cols, p, mkl_blocks); return; }
+    if (use_avx2(variant)) { product_avx2(f, rows, packed, r, cols, p, mkl_blocks); return; }
 #endif
-    product_portable(f, rows, m, r, cols, p, mkl_blocks);
+    product_portable(f, rows, packed, r, cols, p, mkl_blocks);
 }
 
 float ckpt_lora_norm(const float *v, size_t n, int variant) {

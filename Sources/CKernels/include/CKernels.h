@@ -61,7 +61,7 @@ typedef struct ckpt_lora_term {
     int kind;          ///< CKPT_LORA_LINEAR, _EMBEDDING, _DORA or _BIAS
     size_t r;          ///< rank (0 for _BIAS)
     const float *f;    ///< rows × r: LINEAR/DORA rows of lora_B; EMBEDDING columns of lora_embedding_A
-    const float *m;    ///< r × cols: LINEAR/DORA lora_A; EMBEDDING lora_embedding_B transposed
+    const float *m;    ///< r × cols packed (ckpt_lora_pack_row): LINEAR/DORA lora_A; EMBEDDING lora_embedding_B transposed
     const float *v;    ///< rows: DORA lora_magnitude_vector, BIAS lora_B.bias (NULL otherwise)
     float scale;       ///< f32(alpha / r) or f32(alpha / √r)
 } ckpt_lora_term;
@@ -73,11 +73,17 @@ typedef struct ckpt_lora_term {
 /// `work`: 5·cols floats.
 void ckpt_lora_apply(float *x, size_t rows, size_t cols, const ckpt_lora_term *term, int dtype, float *work,
                      int variant, int mkl_blocks);
+/// Floats of an r × cols matrix packed in panels of 8 columns (r · ⌈cols/8⌉ · 8; the last panel zero-padded).
+size_t ckpt_lora_packed_floats(size_t r, size_t cols);
+/// Writes row k (cols floats) of an r × cols matrix into its packed layout: element (k, j) at
+/// packed[(j/8)·r·8 + k·8 + j%8], padding columns set to 0.
+void ckpt_lora_pack_row(const float *row, size_t k, size_t r, size_t cols, float *packed);
 /// x[i] = f32(T(x[i])) (T = dtype; nothing for f32).
 void ckpt_lora_round(float *x, size_t n, int dtype, int variant);
-/// p (rows × cols) = f (rows × r) · m (r × cols) in the order described at ckpt_lora_apply (tests).
-void ckpt_lora_product(const float *f, size_t rows, const float *m, size_t r, size_t cols, float *p, int variant,
-                       int mkl_blocks);
+/// p (rows × cols) = f (rows × r) · m (r × cols, row-major, packed into `packed` first: ckpt_lora_packed_floats)
+/// in the order described at ckpt_lora_apply (tests).
+void ckpt_lora_product(const float *f, size_t rows, const float *m, size_t r, size_t cols, float *p, float *packed,
+                       int variant, int mkl_blocks);
 /// ‖v‖₂ in torch.linalg.norm's order for an fp32 row (tests).
 float ckpt_lora_norm(const float *v, size_t n, int variant);
 /// The variant `variant` resolves to on this CPU: "avx2+fma+f16c" or "portable".

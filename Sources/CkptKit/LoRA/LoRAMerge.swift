@@ -40,10 +40,11 @@ public struct LoRATerm: Sendable {
     public let vector: StoredTensor?
 
     /// f32 values this term keeps in memory while its tensor streams: all of A (`r × in`) for linear/DoRA, `B_eᵀ`
-    /// (`r × cols`) for an embedding, nothing for a bias.
+    /// (`r × cols`) for an embedding, nothing for a bias — packed in panels of 8 columns, so the column count is
+    /// rounded up to a multiple of 8: `r · ⌈cols/8⌉ · 8`.
     public func residentFloats(cols: Int) -> Int {
         switch kind {
-        case .linear, .dora, .embedding: rank * cols
+        case .linear, .dora, .embedding: ckpt_lora_packed_floats(rank, cols)
         case .bias: 0
         }
     }
@@ -54,8 +55,8 @@ public struct LoRATerm: Sendable {
 /// A_e's columns for an embedding; read from the adapter file per block) and each term's resident matrix.
 ///
 /// Memory (f32 elements; `cols` = the product of all dimensions but the first, 1 for a vector):
-/// - resident while the tensor streams: `residentFloats` = Σ over terms of r·cols (A for Linear/DoRA, B_eᵀ for an
-///   embedding, 0 for a bias term);
+/// - resident while the tensor streams: `residentFloats` = Σ over terms of r·⌈cols/8⌉·8 (A for Linear/DoRA, B_eᵀ for
+///   an embedding, packed in panels of 8 columns; 0 for a bias term), filled one stored row at a time;
 /// - per block of n rows: `scratchFloats(rows: n)` = n·cols (the rows in f32) + 5·cols (products of 4 rows at a time
 ///   and DoRA's merged row) + n·maxRank (row factors) + 2·n (magnitude/bias slice, embedding gather);
 /// - plus the caller's input rows (n·cols in the source dtype) and output rows (n·cols in the output dtype).
@@ -110,20 +111,31 @@ public final class LoRAMergeKernel: @unchecked Sendable {
         resident = .allocate(capacity: max(op.residentFloats, 1))
         var offs: [Int] = []
         var at = 0
+        // One row of the stored matrix at a time (cols or r floats), packed into panels of 8 columns.
+        var row = [Float](repeating: 0, count: max(cols, op.maxRank, 1))
         for t in op.terms {
             offs.append(at)
             let dst = resident.baseAddress! + at
-            switch t.kind {
-            case .linear, .dora:  // A [r, in], as stored
-                LoRAMergeKernel.widen(t.a!, elements: 0..<(t.rank * cols), into: dst)
-            case .embedding:  // B_e [cols, r] → B_eᵀ [r, cols]
-                var tmp = [Float](repeating: 0, count: t.rank * cols)
-                tmp.withUnsafeMutableBufferPointer { LoRAMergeKernel.widen(t.b!, elements: 0..<(t.rank * cols), into: $0.baseAddress!) }
-                for j in 0..<cols {
-                    for k in 0..<t.rank { dst[k * cols + j] = tmp[j * t.rank + k] }
+            row.withUnsafeMutableBufferPointer { rb in
+                let buf = rb.baseAddress!
+                switch t.kind {
+                case .linear, .dora:  // A [r, in]: row k is row k of the packed matrix
+                    for k in 0..<t.rank {
+                        LoRAMergeKernel.widen(t.a!, elements: (k * cols)..<((k + 1) * cols), into: buf)
+                        ckpt_lora_pack_row(buf, k, t.rank, cols, dst)
+                    }
+                case .embedding:  // B_e [cols, r]: row j of the file is column j of the packed B_eᵀ [r, cols]
+                    let panelStride = t.rank * 8
+                    for j in 0..<cols {
+                        LoRAMergeKernel.widen(t.b!, elements: (j * t.rank)..<((j + 1) * t.rank), into: buf)
+                        for k in 0..<t.rank { dst[(j / 8) * panelStride + k * 8 + j % 8] = buf[k] }
+                    }
+                    for j in cols..<((cols + 7) / 8 * 8) {  // padding columns
+                        for k in 0..<t.rank { dst[(j / 8) * panelStride + k * 8 + j % 8] = 0 }
+                    }
+                case .bias:
+                    break
                 }
-            case .bias:
-                break
             }
             at += t.residentFloats(cols: cols)
         }
@@ -218,10 +230,14 @@ public enum LoRAKernels {
     public static func product(_ f: [Float], rows: Int, _ m: [Float], r: Int, cols: Int,
                                variant: LoRAKernelVariant = .automatic, mklBlocks: Bool = true) -> [Float] {
         var p = [Float](repeating: 0, count: rows * cols)
+        var packed = [Float](repeating: 0, count: ckpt_lora_packed_floats(r, cols))
         f.withUnsafeBufferPointer { fp in
             m.withUnsafeBufferPointer { mp in
                 p.withUnsafeMutableBufferPointer { pp in
-                    ckpt_lora_product(fp.baseAddress, rows, mp.baseAddress, r, cols, pp.baseAddress, variant.rawValue, mklBlocks ? 1 : 0)
+                    packed.withUnsafeMutableBufferPointer { kp in
+                        ckpt_lora_product(fp.baseAddress, rows, mp.baseAddress, r, cols, pp.baseAddress, kp.baseAddress,
+                                          variant.rawValue, mklBlocks ? 1 : 0)
+                    }
                 }
             }
         }

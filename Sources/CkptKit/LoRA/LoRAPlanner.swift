@@ -29,12 +29,13 @@
 ///
 /// Memory bound per operation (f32 elements; n = rows in the block, cols = row length, r = rank):
 /// - `.copy` / `.replace`: nothing beyond the engine's cast chunk.
-/// - `.merge` Linear or DoRA term: resident r·in (all of `lora_A`), per block n·r (rows of `lora_B`, read from the
-///   mapped adapter file) + n (DoRA's magnitude slice); embedding term: resident r·dim (`lora_embedding_B`
-///   transposed), per block n·r gathered from `lora_embedding_A`'s columns; `lora_bias` term: n.
-///   Per block also n·cols (the rows in f32) + 5·cols. `op.residentFloats` and `op.scratchFloats(rows:)` add these
-///   up exactly. Example: LLaMA-3 8B `down_proj` (in 14336) at r = 16: 229,376 resident floats (0.9 MiB); a block of
-///   64 rows needs 64·14336 + 5·14336 + 64·16 + 128 = 990,336 floats (3.8 MiB).
+/// - `.merge` Linear or DoRA term: resident r·⌈in/8⌉·8 (all of `lora_A`, packed in 8-column panels), per block n·r
+///   (rows of `lora_B`, read from the mapped adapter file) + n (DoRA's magnitude slice); embedding term: resident
+///   r·⌈dim/8⌉·8 (`lora_embedding_B` transposed), per block n·r gathered from `lora_embedding_A`'s columns;
+///   `lora_bias` term: n. Per block also n·cols (the rows in f32) + 5·cols. `op.residentFloats` and
+///   `op.scratchFloats(rows:)` add these up exactly; `prepare()` needs max(cols, r) more floats while it fills the
+///   resident matrix. Example: LLaMA-3 8B `down_proj` (in 14336) at r = 16: 229,376 resident floats (0.9 MiB); a
+///   block of 64 rows needs 64·14336 + 5·14336 + 64·16 + 128 = 990,336 floats (3.8 MiB).
 /// - Planning reads every adapter tensor once (non-finite scan) through the mapping, releasing pages as it goes.
 ///
 /// The arithmetic is peft 0.21.2's `merge_and_unload()` (safe_merge=False) bit for bit (lora.md §2, §3): T is the
