@@ -41,7 +41,11 @@
 /// The arithmetic is peft 0.21.2's `merge_and_unload()` (safe_merge=False) bit for bit (lora.md §2, §3): T is the
 /// merge dtype (`plan.dtype`, what peft's model was loaded as; FastChat: fp16); the source is rounded to T first;
 /// `B @ A` is a fused chain from +0 over k ascending per element, split in MKL's blocks for r > 192; the scale is
-/// `alpha/r` (or `alpha/√r`) rounded to fp32; every term rounds to T. Several adapters merge one after the other.
+/// `alpha/r` (or `alpha/√r`) rounded to fp32; every term rounds to T. Several adapters merge one after the other,
+/// each into the previous result (= peft's `merge_and_unload(adapter_names=[a, b])` for LoRA deltas; a whole-tensor
+/// replacement by a later adapter discards earlier changes to that tensor, and the plan notes it — peft's
+/// multi-adapter load would apply every replacement before any delta). A DoRA term after another adapter's term on
+/// the same weight is refused (peft takes that norm on an unmerge/re-merge replay).
 ///
 /// Tied embeddings (lora.md §6), the choice made here: when the base ties `lm_head` to `embed_tokens` (config
 /// `tie_word_embeddings`, no `lm_head.weight` stored) and an adapter changes either of them, the output unties them:
@@ -284,6 +288,11 @@ extension LoRAPlanner {
                         throw LoRAError.shapeMismatch(adapter: name, tensor: t.name, expected: baseShape, actual: s)
                     }
                     try checkFinite(t.stored, adapter: name, options: options, warn: warn)
+                    if !p.terms.isEmpty || p.replaced {
+                        notes.append("\(target): replaced whole by \(name) ('\(t.name)'), which discards what the adapters before it "
+                            + "changed there (merging one adapter at a time; peft's multi-adapter merge_and_unload would load every "
+                            + "replacement first and merge all deltas on top)")
+                    }
                     p.info = TensorInfo(name: target, dtype: p.info.dtype, shape: s)
                     p.source = t.stored
                     p.replaced = true
@@ -383,8 +392,8 @@ extension LoRAPlanner {
         // Output order: the base's (state-dict order), an untied lm_head last.
         var names = base.tensors.map(\.name)
         if mods.virtualHead && pending[headName] != nil { names.append(headName) }
-        let planned = names.map { n -> LoRAPlannedTensor in
-            let p = pending[n]!
+        let planned = names.compactMap { n -> LoRAPlannedTensor? in
+            guard let p = pending[n] else { return nil }  // every name has an entry; nothing to drop
             let action: LoRAAction
             if !p.terms.isEmpty {
                 action = .merge(LoRAMergeOperation(output: p.info, source: p.source, terms: p.terms))
