@@ -61,6 +61,48 @@ int ckpt_interrupt_signal(void);
 /// Tests: behave as if `sig` had been received.
 void ckpt_interrupt_raise_for_tests(int sig);
 
+// MARK: LoRA merge (lora.c): peft 0.21.2's merge_and_unload() arithmetic, bit for bit.
+
+/// Element type a merge rounds to after every step (the model's dtype in peft).
+enum { CKPT_LORA_F32 = 0, CKPT_LORA_F16 = 1, CKPT_LORA_BF16 = 2 };
+/// What a term adds to a block of rows.
+enum { CKPT_LORA_LINEAR = 0, CKPT_LORA_EMBEDDING = 1, CKPT_LORA_DORA = 2, CKPT_LORA_BIAS = 3 };
+/// Kernel choice: 0 automatic (AVX2+FMA+F16C when the CPU has them), 1 portable, 2 AVX2 when available.
+enum { CKPT_LORA_AUTO = 0, CKPT_LORA_PORTABLE = 1, CKPT_LORA_AVX2_VARIANT = 2 };
+
+/// One LoRA term for a block of `rows` output rows (all pointers to f32).
+typedef struct ckpt_lora_term {
+    int kind;          ///< CKPT_LORA_LINEAR, _EMBEDDING, _DORA or _BIAS
+    size_t r;          ///< rank (0 for _BIAS)
+    const float *f;    ///< rows × r: LINEAR/DORA rows of lora_B; EMBEDDING columns of lora_embedding_A
+    const float *m;    ///< r × cols packed (ckpt_lora_pack_row): LINEAR/DORA lora_A; EMBEDDING lora_embedding_B transposed
+    const float *v;    ///< rows: DORA lora_magnitude_vector, BIAS lora_B.bias (NULL otherwise)
+    float scale;       ///< f32(alpha / r) or f32(alpha / √r)
+} ckpt_lora_term;
+
+/// Applies one term to x (rows × cols, values already of dtype `dtype`, widened), in place, rounding to `dtype`:
+/// P = f·m (per element a fused multiply-add chain from +0 over k ascending; with `mkl_blocks`, MKL's k blocks for
+/// r > 192, added left to right), then LINEAR x = T(x + fl(P·s)); EMBEDDING x = T(x + T(fl(P·s))); DORA
+/// V = fl(x + fl(P·s)), x = T(fl(fl(v/‖V‖)·V)) with ATen's AVX2 norm order; BIAS (cols = 1) x = T(x + fl(v·s)).
+/// `work`: 5·cols floats.
+void ckpt_lora_apply(float *x, size_t rows, size_t cols, const ckpt_lora_term *term, int dtype, float *work,
+                     int variant, int mkl_blocks);
+/// Floats of an r × cols matrix packed in panels of 8 columns (r · ⌈cols/8⌉ · 8; the last panel zero-padded).
+size_t ckpt_lora_packed_floats(size_t r, size_t cols);
+/// Writes row k (cols floats) of an r × cols matrix into its packed layout: element (k, j) at
+/// packed[(j/8)·r·8 + k·8 + j%8], padding columns set to 0.
+void ckpt_lora_pack_row(const float *row, size_t k, size_t r, size_t cols, float *packed);
+/// x[i] = f32(T(x[i])) (T = dtype; nothing for f32).
+void ckpt_lora_round(float *x, size_t n, int dtype, int variant);
+/// p (rows × cols) = f (rows × r) · m (r × cols, row-major, packed into `packed` first: ckpt_lora_packed_floats)
+/// in the order described at ckpt_lora_apply (tests).
+void ckpt_lora_product(const float *f, size_t rows, const float *m, size_t r, size_t cols, float *p, float *packed,
+                       int variant, int mkl_blocks);
+/// ‖v‖₂ in torch.linalg.norm's order for an fp32 row (tests).
+float ckpt_lora_norm(const float *v, size_t n, int variant);
+/// The variant `variant` resolves to on this CPU: "avx2+fma+f16c" or "portable".
+const char *ckpt_lora_variant(int variant);
+
 /// Scalar helpers (portable, used by tests and by tails).
 float ckpt_f16_to_f32_scalar(uint16_t h);
 uint16_t ckpt_f32_to_f16_scalar(float f);
