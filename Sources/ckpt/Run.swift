@@ -6,8 +6,9 @@ struct Run: ParsableCommand {
         abstract: "Generate text with ckpt's mini LLaMA forward pass (CPU, f32 arithmetic over the mapped weights).",
         discussion: """
         MODEL is a Hugging Face folder (safetensors or .bin; f32/f16/bf16 or compressed-tensors int8) or a GGUF file \
-        (f32/f16/bf16/q8_0). Greedy decoding by default; --temperature samples with --seed. Tokens stream to stdout; \
-        prefill and generation speeds go to stderr.
+        (f32/f16/bf16/q8_0). The tokenizer is the folder's tokenizer.json when it has one (as transformers 5 uses it), \
+        else tokenizer.model, else the GGUF file's vocabulary. Greedy decoding by default; --temperature samples with \
+        --seed. Tokens stream to stdout; prefill and generation speeds go to stderr.
         """
     )
 
@@ -21,11 +22,9 @@ struct Run: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let folder = try ModelFolder(model, revision: options.revision)
-            guard let tok = try Tokenizer.load(for: folder) else {
-                throw UsageError.invalidArgument("\(model): no tokenizer.model (and no tokenizer in the GGUF metadata)")
-            }
+            guard let tok = try Tokenizer.load(for: folder) else { throw TokenizerError.noTokenizer(path: model) }
             let weights = try LlamaWeights(model: folder)
-            let maxTokens = min(weights.config.maxPositionEmbeddings ?? 4096, tok.encode(prompt).count + 1 + n)
+            let maxTokens = min(weights.config.maxPositionEmbeddings ?? 4096, tok.encode(prompt, addSpecialTokens: true).count + n)
             let gen = Generator(model: LlamaModel(weights: weights, maxTokens: max(maxTokens, 2)), tokenizer: tok)
             Sys.writeStdout(prompt)
             let r = try gen.run(prompt: prompt, maxNewTokens: n, temperature: temperature, seed: seed) { Sys.writeStdout($0) }

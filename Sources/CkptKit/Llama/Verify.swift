@@ -102,7 +102,14 @@ public struct Verification: Sendable {
         }
 
         // (e) Tokenizer vs config vs embedding rows; bos/eos.
-        let tokenizer = try? Tokenizer.load(for: model)
+        // The tokenizer run/verify use: tokenizer.json when present, else tokenizer.model, else GGUF metadata. A file
+        // that does not load is a failure, not a missing tokenizer.
+        var tokenizer: Tokenizer?
+        do {
+            tokenizer = try Tokenizer.load(for: model)
+        } catch let e as CkptError {
+            add("tokenizer", "tokenizer loads", .fail, e.description)
+        }
         if let w = weights {
             let rows = w.embedding.rows, cfg = w.config.vocabSize
             if let tok = tokenizer {
@@ -111,10 +118,11 @@ public struct Verification: Sendable {
                 let agree = n == cfg && cfg == rows
                 add("tokenizer", "tokenizer size = vocab_size = embedding rows", agree ? .pass : .fail,
                     "tokenizer \(n), config \(cfg), embedding \(rows)" + (n + 1 == rows ? " (the Vicuna v0 trap: add [PAD])" : ""))
-                let bos = tok.bosID.map { tok.model.pieces[$0].piece } ?? "", eos = tok.eosID.map { tok.model.pieces[$0].piece } ?? ""
-                add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail, "bos '\(bos)', eos '\(eos)'")
-            } else {
-                add("tokenizer", "tokenizer", .skip, "no tokenizer.model")
+                let bos = tok.bosID.flatMap(tok.token) ?? "", eos = tok.eosID.flatMap(tok.token) ?? ""
+                add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail,
+                    "bos '\(bos)', eos '\(eos)' (\(tok.kind.rawValue))")
+            } else if !checks.contains(where: { $0.group == "tokenizer" && $0.status == .fail }) {
+                add("tokenizer", "tokenizer", .skip, "no tokenizer.json, tokenizer.model or GGUF tokenizer metadata")
             }
         }
 
@@ -135,9 +143,7 @@ public struct Verification: Sendable {
         do {
             let sameKind = refModel != nil && Verification.kind(of: model) == Verification.kind(of: options.reference.flatMap { try? ModelFolder($0) })
             for (label, text) in texts {
-                var ids = tok.encode(text)
-                if let b = tok.bosID { ids.insert(b, at: 0) }
-                ids = Array(ids.prefix(512))
+                let ids = Array(tok.encode(text, addSpecialTokens: true).prefix(512))
                 let m = LlamaModel(weights: w, maxTokens: max(ids.count + 16, 2))
                 let logits = try m.forward(ids)
                 let v = w.config.vocabSize
