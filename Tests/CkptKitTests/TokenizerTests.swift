@@ -112,7 +112,7 @@ enum TokFx {
         try #require(exp.count > 32 && exp[0..<4].elementsEqual(Array("CKTK".utf8)) && u32(4) == 1)
         let count = u32(8), block = u32(12)
         try #require(count == lines.count, "corpus has \(lines.count) lines, expectations \(count)")
-        let lineBase = 32, blockBase = 32 + 2 * count
+        let lineBase = 28, blockBase = 28 + 2 * count   // header: magic, version, lines, block, whole count, whole hash
 
         let all = tok.encodeBatch(lines, threads: 2)
         var differing: [Int] = [], blocksDiffering = 0
