@@ -256,3 +256,69 @@ public enum FNV1a {
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
     }
 }
+
+/// A per-thread cache of word → ids (tokenizers keeps one per BPE model; ids never depend on it). Bounded: cleared
+/// when full; words of 256 bytes and more are not cached.
+struct WordCache {
+    private var map = ByteMap(capacity: 4096)
+    private(set) var ids: [Int32] = []
+    private var starts: [Int32] = [0]
+    static let maxEntries = 1 << 16
+    static let maxWord = 256
+
+    @inline(__always) func get(_ key: UnsafeRawBufferPointer) -> Range<Int>? {
+        let k = map.get(key)
+        guard k >= 0 else { return nil }
+        return Int(starts[Int(k)])..<Int(starts[Int(k) + 1])
+    }
+
+    mutating func put(_ key: UnsafeRawBufferPointer, _ value: ArraySlice<Int32>) {
+        if map.count >= WordCache.maxEntries {
+            map = ByteMap(capacity: 4096)
+            ids.removeAll(keepingCapacity: true)
+            starts = [0]
+        }
+        map.set(Array(key), Int32(starts.count - 1))
+        ids += value
+        starts.append(Int32(ids.count))
+    }
+}
+
+/// Cutting a long SentencePiece-style word (no pre-tokenizer: the whole text is one word) into pieces no merge can
+/// join: before every `▁` that follows a character other than `▁`. Exact when no piece a merge can produce contains
+/// such a pair (true of LLaMA vocabularies trained with split_by_whitespace; checked when the tokenizer is loaded),
+/// and it turns one uncached O(n log n) BPE into cached words.
+enum SpaceSegments {
+    static let space: [UInt8] = [0xE2, 0x96, 0x81]
+
+    /// True when `piece` has a `▁` right after a character that is not `▁`.
+    static func joinsAcrossSpace(_ piece: [UInt8]) -> Bool {
+        var i = 1
+        while i + 3 <= piece.count {
+            if piece[i] == 0xE2 && piece[i + 1] == 0x96 && piece[i + 2] == 0x81 {
+                if !(i >= 3 && piece[i - 3] == 0xE2 && piece[i - 2] == 0x96 && piece[i - 1] == 0x81) { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    @inline(__always)
+    static func split(_ w: UnsafeBufferPointer<UInt8>, _ body: (Int, Int) -> Void) {
+        var start = 0
+        var i = 1
+        let n = w.count
+        while i + 3 <= n {
+            if w[i] == 0xE2 && w[i + 1] == 0x96 && w[i + 2] == 0x81 {
+                if !(i >= 3 && w[i - 3] == 0xE2 && w[i - 2] == 0x96 && w[i - 1] == 0x81) {
+                    body(start, i)
+                    start = i
+                }
+                i += 3
+            } else {
+                i += 1
+            }
+        }
+        if start < n { body(start, n) }
+    }
+}

@@ -67,13 +67,11 @@ struct HFTokenizer: Sendable {
     /// Per-thread state: BPE scratch and a word cache (byte-level and split words; bounded, cleared when full).
     struct Context {
         var ws = BPE.Workspace()
-        var cache = ByteMap(capacity: 4096)
-        var cacheIDs: [Int32] = []
-        var cacheStart: [Int32] = []
-        var scratch: [Int32] = []
-        static let maxEntries = 1 << 16
-        static let maxWord = 256
+        var cache = WordCache()
     }
+
+    /// SentencePiece-style vocabularies whose merges never join across a `▁`: long words are cut there (exact).
+    var spaceSplit = false
 
     // MARK: encode
 
@@ -171,28 +169,24 @@ struct HFTokenizer: Sendable {
             let id = byteLevel ? rawVocab.get(raw) : vocab.get(raw)
             if id >= 0 { out.append(id); return }
         }
-        let cacheable = w.count < Context.maxWord
-        if cacheable {
-            let k = ctx.cache.get(raw)
-            if k >= 0 {
-                let a = Int(ctx.cacheStart[Int(k)]), b = Int(ctx.cacheStart[Int(k) + 1])
-                out += ctx.cacheIDs[a..<b]
-                return
-            }
+        if spaceSplit && w.count >= WordCache.maxWord {
+            SpaceSegments.split(w) { a, b in cachedWord(UnsafeBufferPointer(rebasing: w[a..<b]), &ctx, &out) }
+        } else {
+            cachedWord(w, &ctx, &out)
+        }
+    }
+
+    @inline(__always)
+    private func cachedWord(_ w: UnsafeBufferPointer<UInt8>, _ ctx: inout Context, _ out: inout [Int32]) {
+        let raw = UnsafeRawBufferPointer(w)
+        let cacheable = w.count < WordCache.maxWord
+        if cacheable, let r = ctx.cache.get(raw) {
+            out += ctx.cache.ids[r]
+            return
         }
         let before = out.count
         mergeWord(w, &ctx, &out)
-        if cacheable {
-            if ctx.cache.count >= Context.maxEntries {
-                ctx.cache = ByteMap(capacity: 4096)
-                ctx.cacheIDs.removeAll(keepingCapacity: true)
-                ctx.cacheStart.removeAll(keepingCapacity: true)
-            }
-            if ctx.cacheStart.isEmpty { ctx.cacheStart.append(0) }
-            ctx.cache.set(Array(w), Int32(ctx.cacheStart.count - 1))
-            ctx.cacheIDs += out[before...]
-            ctx.cacheStart.append(Int32(ctx.cacheIDs.count))
-        }
+        if cacheable { ctx.cache.put(raw, out[before...]) }
     }
 
     /// `merge_word`: initial symbols (characters, byte fallback, unknowns), then the BPE core.

@@ -25,6 +25,8 @@ struct SentencePieceTokenizer: Sendable {
     let userDefined: TokenTrie
     let isUnused: [Bool]?
     let vocab: Int32
+    /// No piece joins across "x▁" (and `▁` is a piece, no UNUSED pieces): text can be cut before such spaces.
+    let spaceSplit: Bool
 
     static let space: [UInt8] = [0xE2, 0x96, 0x81]  // ▁ U+2581
 
@@ -129,6 +131,11 @@ struct SentencePieceTokenizer: Sendable {
         }
         merges = table
         symbolIDs = symbols
+        let joins = m.pieces.contains { p in
+            (p.type == .normal || p.type == .userDefined || p.type == .unused) && SpaceSegments.joinsAcrossSpace(Array(p.piece.utf8))
+        }
+        let hasUnused = m.pieces.contains { $0.type == .unused }
+        spaceSplit = m.escapeWhitespaces && !hasUnused && normal.get(SentencePieceTokenizer.space) >= 0 && !joins
         // Characters in no piece at all: one more synthetic id that never merges and comes out as <unk>.
         synth.append([])
         synthOut.append(unk)
@@ -179,63 +186,89 @@ struct SentencePieceTokenizer: Sendable {
         return out
     }
 
-    func encode(_ text: UnsafeBufferPointer<UInt8>, _ ws: inout BPE.Workspace, into out: inout [Int32]) {
+    func encode(_ text: UnsafeBufferPointer<UInt8>, _ ctx: inout HFTokenizer.Context, into out: inout [Int32]) {
         let norm = normalize(text)
         guard !norm.isEmpty else { return }
         norm.withUnsafeBufferPointer { p in
-            ws.reserve(p.count)
-            var offsets = [Int32]()
-            offsets.reserveCapacity(p.count + 1)
-            var n = 0
-            var i = 0
-            let hasUser = !userDefined.isEmpty
-            let other = vocab + Int32(syntheticBytes.count - 1)
-            var spaceID = symbolIDs.get(SentencePieceTokenizer.space)
-            if spaceID < 0 { spaceID = other }
-            while i < p.count {
-                offsets.append(Int32(i))
-                if hasUser, let m = userDefined.longest(p, at: i) {
-                    ws.sym[n] = -(m.value + 2)
-                    i = m.end
-                } else {
-                    let b = p[i]
-                    if b < 0x80 {
-                        ws.sym[n] = asciiSymbol[Int(b)]
-                        i += 1
-                    } else {
-                        let len = UTF8Scalars.length(b)
-                        if len == 3 && b == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81 {
-                            ws.sym[n] = spaceID
-                        } else {
-                            let v = symbolIDs.get(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(p)[i..<(i + len)]))
-                            ws.sym[n] = v >= 0 ? v : other
-                        }
-                        i += len
-                    }
-                }
-                n += 1
+            guard spaceSplit else {
+                var prevUnk = false
+                encodeSymbols(p, &ctx.ws, &out, &prevUnk)
+                return
             }
-            offsets.append(Int32(p.count))
-            var tracker: BPE.UnusedTracker? = isUnused.map { BPE.UnusedTracker(isUnused: $0) }
-            var prevUnk = false
-            var result: [(Int32, Int, Int)] = []
-            result.reserveCapacity(n)
-            BPE.merge(&ws, count: n, merges: merges, tracker: &tracker) { s, start, end in result.append((s, start, end)) }
-            for (s, start, end) in result {
-                if s < 0 {
-                    emitPiece(-s - 2, &out, &prevUnk)
-                } else if s < vocab {
-                    if let t = tracker, t.isUnused[Int(s)] {
-                        resegment(s, t, &out, &prevUnk)
-                    } else {
-                        emitPiece(s, &out, &prevUnk)
-                    }
+            // Pieces never join across "x▁" here: encode each part once (cached), fusing <unk>s across parts.
+            var tmp: [Int32] = []
+            SpaceSegments.split(p) { a, b in
+                let seg = UnsafeBufferPointer(rebasing: p[a..<b])
+                let key = UnsafeRawBufferPointer(seg)
+                if let r = ctx.cache.get(key) {
+                    append(ctx.cache.ids[r], &out)
                 } else {
-                    let k = Int(s - vocab)
-                    let id = syntheticOut[k]
-                    let text = k == syntheticBytes.count - 1 ? Array(p[Int(offsets[start])..<Int(offsets[end])]) : syntheticBytes[k]
-                    emit(id, text, &out, &prevUnk)
+                    tmp.removeAll(keepingCapacity: true)
+                    var prevUnk = false
+                    encodeSymbols(seg, &ctx.ws, &tmp, &prevUnk)
+                    if seg.count < WordCache.maxWord { ctx.cache.put(key, tmp[...]) }
+                    append(tmp[...], &out)
                 }
+            }
+        }
+    }
+
+    @inline(__always) private func append(_ ids: ArraySlice<Int32>, _ out: inout [Int32]) {
+        if !model.byteFallback, ids.first == unkID, out.last == unkID { out += ids.dropFirst() } else { out += ids }
+    }
+
+    /// Symbols of normalized text (user-defined pieces whole, else one character each), BPE, then the output pieces.
+    private func encodeSymbols(_ p: UnsafeBufferPointer<UInt8>, _ ws: inout BPE.Workspace, _ out: inout [Int32], _ prevUnk: inout Bool) {
+        ws.reserve(p.count)
+        var offsets = [Int32]()
+        offsets.reserveCapacity(p.count + 1)
+        var n = 0
+        var i = 0
+        let hasUser = !userDefined.isEmpty
+        let other = vocab + Int32(syntheticBytes.count - 1)
+        var spaceID = symbolIDs.get(SentencePieceTokenizer.space)
+        if spaceID < 0 { spaceID = other }
+        while i < p.count {
+            offsets.append(Int32(i))
+            if hasUser, let m = userDefined.longest(p, at: i) {
+                ws.sym[n] = -(m.value + 2)
+                i = m.end
+            } else {
+                let b = p[i]
+                if b < 0x80 {
+                    ws.sym[n] = asciiSymbol[Int(b)]
+                    i += 1
+                } else {
+                    let len = UTF8Scalars.length(b)
+                    if len == 3 && b == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81 {
+                        ws.sym[n] = spaceID
+                    } else {
+                        let v = symbolIDs.get(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(p)[i..<(i + len)]))
+                        ws.sym[n] = v >= 0 ? v : other
+                    }
+                    i += len
+                }
+            }
+            n += 1
+        }
+        offsets.append(Int32(p.count))
+        var tracker: BPE.UnusedTracker? = isUnused.map { BPE.UnusedTracker(isUnused: $0) }
+        var result: [(Int32, Int, Int)] = []
+        result.reserveCapacity(n)
+        BPE.merge(&ws, count: n, merges: merges, tracker: &tracker) { s, start, end in result.append((s, start, end)) }
+        for (s, start, end) in result {
+            if s < 0 {
+                emitPiece(-s - 2, &out, &prevUnk)
+            } else if s < vocab {
+                if let t = tracker, t.isUnused[Int(s)] {
+                    resegment(s, t, &out, &prevUnk)
+                } else {
+                    emitPiece(s, &out, &prevUnk)
+                }
+            } else {
+                let k = Int(s - vocab)
+                let text = k == syntheticBytes.count - 1 ? Array(p[Int(offsets[start])..<Int(offsets[end])]) : syntheticBytes[k]
+                emit(syntheticOut[k], text, &out, &prevUnk)
             }
         }
     }

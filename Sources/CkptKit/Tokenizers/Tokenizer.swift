@@ -205,7 +205,7 @@ public struct Tokenizer: Sendable {
             var out: [Int32] = []
             out.reserveCapacity(bytes.count / 2 + 2)
             if addSpecialTokens && addBOS, let b = bosID { out.append(Int32(b)) }
-            s.encode(bytes, &ctx.hf.ws, into: &out)
+            s.encode(bytes, &ctx.hf, into: &out)
             if addSpecialTokens && addEOS, let e = eosID { out.append(Int32(e)) }
             return out
         case .hf(let h):

@@ -82,6 +82,7 @@ extension HFTokenizer {
         guard let mergeList = m["merges"]?.arrayValue else { throw fail("model.merges is not an array") }
         var table = PairTable(capacity: mergeList.count)
         var rank: UInt32 = 0
+        var joinsAcrossSpace = false
         for item in mergeList {
             let a: [UInt8], b: [UInt8]
             if let s = item.stringValue {
@@ -99,9 +100,11 @@ extension HFTokenizer {
                 throw fail("merge \(rank + 1) \(JSONWriter.compact(item)): a token is not in the vocabulary")
             }
             table.set(ia, ib, rank: rank, merged: im)
+            if !joinsAcrossSpace && SpaceSegments.joinsAcrossSpace(a + b) { joinsAcrossSpace = true }
             rank += 1
         }
         merges = table
+        spaceSplit = !byteLevel && !joinsAcrossSpace && vocab.get(SpaceSegments.space) >= 0
 
         // added tokens: ids assigned as tokenizers does on load (the "id" in the file is only checked)
         var addedList: [AddedToken] = []
