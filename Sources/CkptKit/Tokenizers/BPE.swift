@@ -12,28 +12,31 @@ enum BPE {
     /// A symbol absorbed into its left neighbour.
     static let dead: Int32 = .min
 
-    struct Item {
-        var key: UInt64      // rank << 32 | position
-        var merged: Int32
-    }
+    /// Scratch memory for one thread, reused from word to word (uninitialised: only what a word touches is written).
+    final class Workspace {
+        private(set) var capacity = 0
+        private(set) var sym = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        private(set) var next = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        private(set) var prev = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        /// Heap entries: rank << 32 | position. At most 2n: n − 1 initial pairs, and each merge pops one entry and
+        /// pushes at most two (the size grows by at most one per merge; there are at most n − 1 merges).
+        private(set) var heap = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
 
-    /// Scratch arrays for one thread, reused from word to word.
-    struct Workspace {
-        var sym: [Int32] = []
-        var next: [Int32] = []
-        var prev: [Int32] = []
-        var heap: [Item] = []
+        init() {}
 
-        /// Room for n symbols; the heap holds at most 2n entries (n − 1 initial pairs, and each merge pops one entry
-        /// and pushes at most two, so the size grows by at most one per merge, and there are at most n − 1 merges).
-        mutating func reserve(_ n: Int) {
-            if sym.count < n {
-                let c = max(n, sym.count * 2, 64)
-                sym = [Int32](repeating: 0, count: c)
-                next = [Int32](repeating: 0, count: c)
-                prev = [Int32](repeating: 0, count: c)
-                heap = [Item](repeating: Item(key: 0, merged: 0), count: 2 * c)
-            }
+        deinit {
+            sym.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
+        }
+
+        func reserve(_ n: Int) {
+            guard n > capacity else { return }
+            let c = max(n, capacity * 2, 256)
+            sym.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
+            sym = .allocate(capacity: c)
+            next = .allocate(capacity: c)
+            prev = .allocate(capacity: c)
+            heap = .allocate(capacity: 2 * c)
+            capacity = c
         }
     }
 
@@ -46,74 +49,73 @@ enum BPE {
 
     /// Merges `ws.sym[0..<n]` (call `ws.reserve(n)` first; symbols < 0 are frozen: never merged) and passes the
     /// resulting symbols to `emit` in order, each with the range of initial symbols it covers.
+    ///
+    /// Heap entries carry only (rank, position): an entry is live when the pair now at its position still has its
+    /// rank. For tokenizers a rank names one pair, so that is "the pair is unchanged". For sentencepiece's shared
+    /// score ranks a changed pair of equal rank has its own entry with the same key in the heap, so merging it now
+    /// is merging it when that entry comes up: the same merges in the same order.
     @inline(__always)
-    static func merge(_ ws: inout Workspace, count n: Int, merges: PairTable, tracker: inout UnusedTracker?,
+    static func merge(_ ws: Workspace, count n: Int, merges: PairTable, tracker: inout UnusedTracker?,
                       emit: (_ symbol: Int32, _ first: Int, _ end: Int) -> Void) {
         guard n > 0 else { return }
-        if n == 1 { emit(ws.sym[0], 0, 1); return }
+        let sym = ws.sym, next = ws.next, prev = ws.prev, h = ws.heap
+        if n == 1 { emit(sym[0], 0, 1); return }
         let tracking = tracker != nil
-        ws.sym.withUnsafeMutableBufferPointer { sym in
-        ws.next.withUnsafeMutableBufferPointer { next in
-        ws.prev.withUnsafeMutableBufferPointer { prev in
-        ws.heap.withUnsafeMutableBufferPointer { h in
-            for i in 0..<n {
-                next[i] = Int32(i + 1)
-                prev[i] = Int32(i - 1)
-            }
-            next[n - 1] = -1
-            var count = 0
-            for i in 0..<(n - 1) {
-                if let m = merges.get(sym[i], sym[i + 1]) {
-                    h[count] = Item(key: (m >> 32) << 32 | UInt64(i), merged: Int32(truncatingIfNeeded: m))
-                    count += 1
-                    if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m), sym[i], sym[i + 1]) }
-                }
-            }
-            if count > 1 {
-                var i = count / 2 - 1
-                while i >= 0 { siftDown(h, i, count); i -= 1 }
-            }
-            while count > 0 {
-                let top = h[0]
-                count -= 1
-                if count > 0 {
-                    h[0] = h[count]
-                    siftDown(h, 0, count)
-                }
-                let pos = Int(top.key & 0xFFFF_FFFF)
-                let left = sym[pos]
-                if left == dead { continue }
-                let nx = Int(next[pos])
-                if nx < 0 { continue }
-                guard let m = merges.get(left, sym[nx]), Int32(truncatingIfNeeded: m) == top.merged else { continue }
-                sym[pos] = top.merged
-                sym[nx] = dead
-                let nn = Int(next[nx])
-                next[pos] = Int32(nn)
-                if nn >= 0 { prev[nn] = Int32(pos) }
-                let pv = Int(prev[pos])
-                if pv >= 0, let m2 = merges.get(sym[pv], top.merged) {
-                    h[count] = Item(key: (m2 >> 32) << 32 | UInt64(pv), merged: Int32(truncatingIfNeeded: m2))
-                    siftUp(h, count)
-                    count += 1
-                    if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m2), sym[pv], top.merged) }
-                }
-                if nn >= 0, let m3 = merges.get(top.merged, sym[nn]) {
-                    h[count] = Item(key: (m3 >> 32) << 32 | UInt64(pos), merged: Int32(truncatingIfNeeded: m3))
-                    siftUp(h, count)
-                    count += 1
-                    if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m3), top.merged, sym[nn]) }
-                }
-            }
-            var i = 0
-            while i >= 0 {
-                let nx = Int(next[i])
-                emit(sym[i], i, nx < 0 ? n : nx)
-                i = nx
+        for i in 0..<n {
+            next[i] = Int32(i + 1)
+            prev[i] = Int32(i - 1)
+        }
+        next[n - 1] = -1
+        var count = 0
+        for i in 0..<(n - 1) {
+            if let m = merges.get(sym[i], sym[i + 1]) {
+                h[count] = (m >> 32) << 32 | UInt64(i)
+                count += 1
+                if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m), sym[i], sym[i + 1]) }
             }
         }
+        if count > 1 {
+            var i = (count - 2) / 4
+            while i >= 0 { siftDown(h, i, count); i -= 1 }
         }
+        while count > 0 {
+            let top = h[0]
+            count -= 1
+            if count > 0 {
+                h[0] = h[count]
+                siftDown(h, 0, count)
+            }
+            let pos = Int(top & 0xFFFF_FFFF)
+            let left = sym[pos]
+            if left == dead { continue }
+            let nx = Int(next[pos])
+            if nx < 0 { continue }
+            guard let m = merges.get(left, sym[nx]), m >> 32 == top >> 32 else { continue }
+            let merged = Int32(truncatingIfNeeded: m)
+            sym[pos] = merged
+            sym[nx] = dead
+            let nn = Int(next[nx])
+            next[pos] = Int32(nn)
+            if nn >= 0 { prev[nn] = Int32(pos) }
+            let pv = Int(prev[pos])
+            if pv >= 0, let m2 = merges.get(sym[pv], merged) {
+                h[count] = (m2 >> 32) << 32 | UInt64(pv)
+                siftUp(h, count)
+                count += 1
+                if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m2), sym[pv], merged) }
+            }
+            if nn >= 0, let m3 = merges.get(merged, sym[nn]) {
+                h[count] = (m3 >> 32) << 32 | UInt64(pos)
+                siftUp(h, count)
+                count += 1
+                if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m3), merged, sym[nn]) }
+            }
         }
+        var i = 0
+        while i >= 0 {
+            let nx = Int(next[i])
+            emit(sym[i], i, nx < 0 ? n : nx)
+            i = nx
         }
     }
 
@@ -122,17 +124,26 @@ enum BPE {
         if tracker!.isUnused[Int(merged)] { tracker!.lastSplit[merged] = (l, r) }
     }
 
+    // A 4-ary min-heap: half the levels of a binary heap, a node's children in one cache line.
     @inline(__always)
-    private static func siftDown(_ h: UnsafeMutableBufferPointer<Item>, _ start: Int, _ count: Int) {
+    private static func siftDown(_ h: UnsafeMutablePointer<UInt64>, _ start: Int, _ count: Int) {
         var i = start
         let x = h[i]
         while true {
-            var c = 2 * i + 1
+            let c = 4 * i + 1
             if c >= count { break }
-            if c + 1 < count && h[c + 1].key < h[c].key { c += 1 }
-            if h[c].key < x.key {
-                h[i] = h[c]
-                i = c
+            var m = c
+            var mv = h[c]
+            let end = min(c + 4, count)
+            var k = c + 1
+            while k < end {
+                let v = h[k]
+                if v < mv { mv = v; m = k }
+                k += 1
+            }
+            if mv < x {
+                h[i] = mv
+                i = m
             } else {
                 break
             }
@@ -141,13 +152,14 @@ enum BPE {
     }
 
     @inline(__always)
-    private static func siftUp(_ h: UnsafeMutableBufferPointer<Item>, _ start: Int) {
+    private static func siftUp(_ h: UnsafeMutablePointer<UInt64>, _ start: Int) {
         var i = start
         let x = h[i]
         while i > 0 {
-            let p = (i - 1) / 2
-            if x.key < h[p].key {
-                h[i] = h[p]
+            let p = (i - 1) / 4
+            let pv = h[p]
+            if x < pv {
+                h[i] = pv
                 i = p
             } else {
                 break

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A Hugging Face `tokenizers` pipeline (0.23 semantics) on bytes: added tokens split the input first, the
 /// normalizer runs on each remaining piece, normalized added tokens split again, the pre-tokenizer cuts words, BPE
 /// tokenizes each word, the post-processor's template adds BOS/EOS. Built from a tokenizer.json (TokenizerJSON.swift)
@@ -66,7 +72,7 @@ struct HFTokenizer: Sendable {
 
     /// Per-thread state: BPE scratch and a word cache (byte-level and split words; bounded, cleared when full).
     struct Context {
-        var ws = BPE.Workspace()
+        let ws = BPE.Workspace()
         var cache = WordCache()
     }
 
@@ -191,56 +197,67 @@ struct HFTokenizer: Sendable {
 
     /// `merge_word`: initial symbols (characters, byte fallback, unknowns), then the BPE core.
     private func mergeWord(_ w: UnsafeBufferPointer<UInt8>, _ ctx: inout Context, _ out: inout [Int32]) {
-        ctx.ws.reserve(w.count)
+        let ws = ctx.ws
+        ws.reserve(w.count)
+        let sym = ws.sym
         var n = 0
         var pendingUnk = false
-        func flushUnk(_ ws: inout BPE.Workspace) {
-            if pendingUnk, let u = unkID { ws.sym[n] = u; n += 1 }
+        func flushUnk() {
+            if pendingUnk, let u = unkID { sym[n] = u; n += 1 }
             pendingUnk = false
         }
-        func unknown(_ ws: inout BPE.Workspace, _ charBytes: () -> [UInt8]) {
+        func unknown(_ charBytes: () -> [UInt8]) {
             if byteFallback {
                 let bs = charBytes()
                 if bs.allSatisfy({ byteFallbackIDs[Int($0)] >= 0 }) {
-                    for b in bs { ws.sym[n] = byteFallbackIDs[Int(b)]; n += 1 }
+                    for b in bs { sym[n] = byteFallbackIDs[Int(b)]; n += 1 }
                     return
                 }
             }
             guard unkID != nil else { return }
-            if pendingUnk && !fuseUnk { flushUnk(&ws) }
+            if pendingUnk && !fuseUnk { flushUnk() }
             pendingUnk = true
         }
         if byteLevel {
             for b in w {
                 let s = byteSymbol[Int(b)]
                 if s >= 0 {
-                    flushUnk(&ctx.ws)
-                    ctx.ws.sym[n] = s
+                    if pendingUnk { flushUnk() }
+                    sym[n] = s
                     n += 1
                 } else {
-                    unknown(&ctx.ws) { byteChar[Int(b)] }
+                    unknown { byteChar[Int(b)] }
                 }
             }
         } else {
             var i = 0
             let raw = UnsafeRawBufferPointer(w)
+            var lastStart = -1, lastLen = 0
+            var last: Int32 = -1
             while i < w.count {
                 let len = UTF8Scalars.length(w[i])
-                let s = vocab.get(UnsafeRawBufferPointer(rebasing: raw[i..<(i + len)]))
+                var s: Int32
+                // runs of one character (spaces) look it up once
+                if len == lastLen && lastStart >= 0 && memcmp(w.baseAddress! + i, w.baseAddress! + lastStart, len) == 0 {
+                    s = last
+                } else {
+                    s = vocab.get(UnsafeRawBufferPointer(rebasing: raw[i..<(i + len)]))
+                    lastStart = i; lastLen = len; last = s
+                }
                 if s >= 0 {
-                    flushUnk(&ctx.ws)
-                    ctx.ws.sym[n] = s
+                    if pendingUnk { flushUnk() }
+                    sym[n] = s
                     n += 1
                 } else {
                     let r = i..<(i + len)
-                    unknown(&ctx.ws) { Array(w[r]) }
+                    unknown { Array(w[r]) }
                 }
                 i += len
             }
         }
-        flushUnk(&ctx.ws)
+        flushUnk()
         var none: BPE.UnusedTracker?
-        BPE.merge(&ctx.ws, count: n, merges: merges, tracker: &none) { s, _, _ in out.append(s) }
+        BPE.merge(ws, count: n, merges: merges, tracker: &none) { s, _, _ in out.append(s) }
     }
 
     // MARK: added tokens

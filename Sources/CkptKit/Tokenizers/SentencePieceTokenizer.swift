@@ -192,7 +192,7 @@ struct SentencePieceTokenizer: Sendable {
         norm.withUnsafeBufferPointer { p in
             guard spaceSplit else {
                 var prevUnk = false
-                encodeSymbols(p, &ctx.ws, &out, &prevUnk)
+                encodeSymbols(p, ctx.ws, &out, &prevUnk)
                 return
             }
             // Pieces never join across "x▁" here: encode each part once (cached), fusing <unk>s across parts.
@@ -205,7 +205,7 @@ struct SentencePieceTokenizer: Sendable {
                 } else {
                     tmp.removeAll(keepingCapacity: true)
                     var prevUnk = false
-                    encodeSymbols(seg, &ctx.ws, &tmp, &prevUnk)
+                    encodeSymbols(seg, ctx.ws, &tmp, &prevUnk)
                     if seg.count < WordCache.maxWord { ctx.cache.put(key, tmp[...]) }
                     append(tmp[...], &out)
                 }
@@ -218,8 +218,9 @@ struct SentencePieceTokenizer: Sendable {
     }
 
     /// Symbols of normalized text (user-defined pieces whole, else one character each), BPE, then the output pieces.
-    private func encodeSymbols(_ p: UnsafeBufferPointer<UInt8>, _ ws: inout BPE.Workspace, _ out: inout [Int32], _ prevUnk: inout Bool) {
+    private func encodeSymbols(_ p: UnsafeBufferPointer<UInt8>, _ ws: BPE.Workspace, _ out: inout [Int32], _ prevUnk: inout Bool) {
         ws.reserve(p.count)
+        let sym = ws.sym
         var offsets = [Int32]()
         offsets.reserveCapacity(p.count + 1)
         var n = 0
@@ -231,20 +232,20 @@ struct SentencePieceTokenizer: Sendable {
         while i < p.count {
             offsets.append(Int32(i))
             if hasUser, let m = userDefined.longest(p, at: i) {
-                ws.sym[n] = -(m.value + 2)
+                sym[n] = -(m.value + 2)
                 i = m.end
             } else {
                 let b = p[i]
                 if b < 0x80 {
-                    ws.sym[n] = asciiSymbol[Int(b)]
+                    sym[n] = asciiSymbol[Int(b)]
                     i += 1
                 } else {
                     let len = UTF8Scalars.length(b)
                     if len == 3 && b == 0xE2 && p[i + 1] == 0x96 && p[i + 2] == 0x81 {
-                        ws.sym[n] = spaceID
+                        sym[n] = spaceID
                     } else {
                         let v = symbolIDs.get(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(p)[i..<(i + len)]))
-                        ws.sym[n] = v >= 0 ? v : other
+                        sym[n] = v >= 0 ? v : other
                     }
                     i += len
                 }
@@ -255,7 +256,7 @@ struct SentencePieceTokenizer: Sendable {
         var tracker: BPE.UnusedTracker? = isUnused.map { BPE.UnusedTracker(isUnused: $0) }
         var result: [(Int32, Int, Int)] = []
         result.reserveCapacity(n)
-        BPE.merge(&ws, count: n, merges: merges, tracker: &tracker) { s, start, end in result.append((s, start, end)) }
+        BPE.merge(ws, count: n, merges: merges, tracker: &tracker) { s, start, end in result.append((s, start, end)) }
         for (s, start, end) in result {
             if s < 0 {
                 emitPiece(-s - 2, &out, &prevUnk)
