@@ -15,6 +15,7 @@ Nothing here is computed with ckpt. Reference per kind: `sentencepiece` 0.2.3 fo
   expected/cases.json             the tricky strings (and byte runs for decode cases), shared by every kind
   expected/<kind>.json            per string: ids, ids with special tokens, tokens, decodes; decode-only cases
   expected/<kind>.corpus.bin      per corpus line and per 256-line block: hashes of ids + decoded text (below)
+  expected/<kind>.long.json       token count and hash for long one-word inputs built by recipe (long_inputs)
   expected/unicode.json           code point classes as tokenizers' Oniguruma (\\p{L}, \\p{N}, \\s) and regex-syntax
                                   (\\w) see them
   expected/tiny-llama-json.greedy.json  greedy continuation of Fixtures/tiny-llama-json (transformers)
@@ -191,6 +192,17 @@ CASES = [
     "\u00bfQu\u00e9?", "\u00abquotes\u00bb", "a\u00adb", "\ue000", "\U0010ffff", "\ufffd", "\u0378",
 ]
 
+# Long inputs (one BPE word of thousands of symbols), defined by recipe so that only their hashes are stored; the
+# Swift tests build the same strings.
+def long_inputs(whole: str):
+    nospace = "".join(c for c in whole[:40000] if c not in " \n")
+    return {
+        "spaces-10000": " " * 10000, "newlines-5000": "\n" * 5000, "tabs-5000": "\t" * 5000, "a-9000": "a" * 9000,
+        "ab-6000": "ab" * 6000, "digits-9000": "1234567890" * 900, "dashes-8000": "-" * 8000,
+        "nospace-40000": nospace, "word-spaces-300": ("word" + " " * 37) * 300,
+    }
+
+
 # Decode-only cases: byte runs (invalid UTF-8 included) as byte tokens, with control ids around them.
 BYTE_RUNS = [[0xE2, 0x96], [0xF0, 0x9F, 0x98], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80],
              [0xE2, 0x96, 0x81, 0xE2], [0x41, 0x80, 0x80, 0x42], [0xE2, 0x96, 0x81], [0xEF, 0xBF, 0xBD],
@@ -230,6 +242,14 @@ BLOCK = 256
 
 def line_record(ids, decoded: str) -> bytes:
     return b"".join(struct.pack("<I", i) for i in ids) + b"\xff\xff\xff\xff" + decoded.encode("utf-8")
+
+
+def write_long_expectations(name: str, whole: str, encode, decode):
+    out = {}
+    for k, text in long_inputs(whole).items():
+        ids = encode(text)
+        out[k] = [len(ids), "%016x" % fnv64(line_record(ids, decode(ids)))]
+    write_json(EXP / f"{name}.long.json", out)
 
 
 def write_corpus_expectations(name: str, lines, whole: str, encode, decode):
@@ -350,6 +370,7 @@ def spm_kind(name: str, path: Path, lines, whole: str, corpus: bool):
     write_json(EXP / f"{name}.json", {"reference": f"sentencepiece {spm.__version__}",
                                        "vocab_size": sp.get_piece_size(), "bos": bos, "eos": eos,
                                        **cases, "decodes": decodes})
+    write_long_expectations(name, whole, sp.encode, sp.decode)
     if not corpus:
         return {}
     total = write_corpus_expectations(name, lines, whole, sp.encode, sp.decode)
@@ -520,6 +541,8 @@ def json_kind(name: str, path: Path, lines, whole: str, split_pattern=None):
     write_json(EXP / f"{name}.json", {"reference": f"tokenizers {tokenizers.__version__}",
                                        "vocab_size": t.get_vocab_size(with_added_tokens=True), **cases,
                                        "decodes": decodes})
+    write_long_expectations(name, whole, lambda s: t.encode(s, add_special_tokens=False).ids,
+                            lambda ids: t.decode(ids, skip_special_tokens=True))
     total = write_corpus_expectations(name, lines, whole, lambda s: t.encode(s, add_special_tokens=False).ids,
                                       lambda ids: t.decode(ids, skip_special_tokens=True))
     return {"corpus_tokens": total}

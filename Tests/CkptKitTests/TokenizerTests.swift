@@ -140,6 +140,35 @@ enum TokFx {
         #expect(ids.count == u32(16) && wh == u64(20), "\(name): whole corpus: \(ids.count) tokens, want \(u32(16))")
     }
 
+    /// Long one-word inputs (thousands of symbols in one BPE word: the bucket queue, not the heap), same recipes as
+    /// the generator's `long_inputs`.
+    @Test(arguments: TokFx.names)
+    func longInputsMatchTheReference(name: String) throws {
+        let tok = try TokFx.tokenizer(name)
+        let e = try Fx.json("tokenizers/expected/\(TokFx.kind(name).expected).long.json")
+        let whole = try String(contentsOfFile: Fx.path("tokenizers/corpus.txt"), encoding: .utf8)
+        var nospace = String.UnicodeScalarView()
+        for u in whole.unicodeScalars.prefix(40000) where u != " " && u != "\n" { nospace.append(u) }
+        let inputs: [String: String] = [
+            "spaces-10000": String(repeating: " ", count: 10000), "newlines-5000": String(repeating: "\n", count: 5000),
+            "tabs-5000": String(repeating: "\t", count: 5000), "a-9000": String(repeating: "a", count: 9000),
+            "ab-6000": String(repeating: "ab", count: 6000), "digits-9000": String(repeating: "1234567890", count: 900),
+            "dashes-8000": String(repeating: "-", count: 8000), "nospace-40000": String(nospace),
+            "word-spaces-300": String(repeating: "word" + String(repeating: " ", count: 37), count: 300),
+        ]
+        let members = try #require(e.objectMembers)
+        #expect(members.count == inputs.count)
+        for (key, want) in members {
+            let text = try #require(inputs[key], "\(key)")
+            let ids = tok.encode(text).map { Int32($0) }
+            var h = FNV1a.offset
+            TokFx.record(ids, tok.decode(ids.map(Int.init)), into: &h)
+            let a = want.arrayValue!
+            #expect(ids.count == a[0].intValue! && String(h, radix: 16).leftPadded(16) == a[1].stringValue!,
+                    "\(name) \(key): \(ids.count) tokens, want \(a[0].intValue!)")
+        }
+    }
+
     /// The classes of every code point as the references see them: Oniguruma's \p{L}, \p{N}, \s (the split
     /// scanner) and regex-syntax's \w (single_word added tokens).
     @Test func unicodeClassesMatchTheReferences() throws {
@@ -161,6 +190,10 @@ enum TokFx {
         }
         #expect(diffs.isEmpty, "\(diffs.count) code points differ: \(diffs.prefix(10))")
     }
+}
+
+extension String {
+    func leftPadded(_ n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }
 
 @Suite struct TokenizerUnicodeTests {

@@ -138,6 +138,8 @@ struct PairTable: Sendable {
     private var vals: [UInt64]
     private var mask: Int
     private(set) var count = 0
+    /// The largest rank stored (bucket queues size themselves by it).
+    private(set) var maxRank: UInt32 = 0
     private static let empty = UInt64.max
 
     init(capacity: Int) {
@@ -167,6 +169,7 @@ struct PairTable: Sendable {
         if keys[s] == PairTable.empty { count += 1 }
         keys[s] = k
         vals[s] = UInt64(rank) << 32 | UInt64(UInt32(bitPattern: merged))
+        maxRank = max(maxRank, rank)
     }
 
     /// Inserts only when the pair has no merge yet (keeps the best-ranked when ranks are added in order).
