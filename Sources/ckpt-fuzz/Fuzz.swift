@@ -28,8 +28,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case "gguf":
         if let g = try? GGUFFile(file: MappedFile(copying: bytes, path: "fuzz.gguf")) { for x in g.tensors.prefix(8) { _ = x.sha256() } }
     case "sentencepiece":
-        if let m = try? SentencePieceModel(bytes: bytes, path: "fuzz.model") {
-            let t = Tokenizer(model: m)
+        if let m = try? SentencePieceModel(bytes: bytes, path: "fuzz.model"), let t = try? Tokenizer(model: m) {
             _ = t.decode(t.encode("Hello wörld 123 <s> 中文 🤖"))
         }
     case "json":

@@ -20,6 +20,7 @@ struct Ckpt: ParsableCommand {
         commandName: "ckpt",
         abstract: "LLaMA-family checkpoint weights: inspect, checksum, convert, apply deltas — streaming, bounded memory.",
         version: CkptVersion.string,
-        subcommands: [ApplyDelta.self, MakeDelta.self, MergeLoRA.self, Convert.self, Quantize.self, Inspect.self, Checksum.self, Run.self, Verify.self]
+        subcommands: [ApplyDelta.self, MakeDelta.self, MergeLoRA.self, Convert.self, Quantize.self, Inspect.self, Checksum.self,
+                      Run.self, Verify.self, Tokenize.self]
     )
 }

@@ -6,9 +6,10 @@ struct Run: ParsableCommand {
         abstract: "Generate text with ckpt's mini LLaMA forward pass (CPU, f32 arithmetic over the mapped weights).",
         discussion: """
         MODEL is a Hugging Face folder (safetensors or .bin; f32/f16/bf16 or compressed-tensors int8) or a GGUF file \
-        (f32/f16/bf16/q8_0). Greedy decoding by default; --temperature samples with --seed. Tokens stream to stdout; \
-        prefill and generation speeds go to stderr. A prompt longer than the model's context is an error (exit 1); \
-        generated ids the tokenizer does not have are reported on stderr.
+        (f32/f16/bf16/q8_0). The tokenizer is the folder's tokenizer.json when it has one (as transformers 5 uses it), \
+        else tokenizer.model, else the GGUF file's vocabulary. Greedy decoding by default; --temperature samples with \
+        --seed. Tokens stream to stdout; prefill and generation speeds go to stderr. A prompt longer than the model's \
+        context is an error (exit 1); generated ids the tokenizer does not have are reported on stderr.
         """
     )
 
@@ -29,12 +30,10 @@ struct Run: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let folder = try ModelFolder(model, revision: options.revision)
-            guard let tok = try Tokenizer.load(for: folder) else {
-                throw ModelError.noTokenizer(model: model)
-            }
+            guard let tok = try Tokenizer.load(for: folder) else { throw TokenizerError.noTokenizer(path: model) }
             let weights = try LlamaWeights(model: folder)
             let context = weights.config.maxPositionEmbeddings ?? 4096
-            let promptTokens = tok.encode(prompt).count + (tok.bosID == nil ? 0 : 1)
+            let promptTokens = tok.encode(prompt, addSpecialTokens: true).count
             guard promptTokens <= context else { throw GenerationError.promptTooLong(tokens: promptTokens, context: context) }
             let maxTokens = min(context, promptTokens + n)
             let gen = Generator(model: LlamaModel(weights: weights, maxTokens: max(maxTokens, 2)), tokenizer: tok)

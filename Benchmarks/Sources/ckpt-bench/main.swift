@@ -1,6 +1,8 @@
 // ckpt-bench: inputs and probes for `make bench` (not part of the product).
 //   ckpt-bench gen DIR TOTAL_BYTES SHARDS [safetensors|bin] [SEED]   write a synthetic fp16 model (shards + index)
 //   ckpt-bench read PATH                     read every tensor byte through the mapping (page release on)
+//   ckpt-bench tokenize TOKENIZER FILE one|lines THREADS   encode FILE as one string or as a batch of its lines:
+//                                            prints "tokens seconds" (best of 5, tokenizer loaded once)
 import CkptKit
 #if canImport(Glibc)
 import Glibc
@@ -177,6 +179,26 @@ case "q8-kernel":
         best = min(best, Sys.now() - t0)
     }
     print("\(Int(Double(n) / best))")
+case "tokenize":
+    guard args.count == 6, let threads = Int(args[5]), ["one", "lines"].contains(args[4]) else {
+        fail("usage: ckpt-bench tokenize TOKENIZER FILE one|lines THREADS")
+    }
+    let tok = try Tokenizer(path: args[2])
+    let f = try MappedFile(path: args[3])
+    guard let text = String(validating: f.all, as: UTF8.self) else { fail("\(args[3]): not UTF-8") }
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+    var best = Double.infinity, tokens = 0
+    for _ in 0..<5 {
+        let t0 = Sys.now()
+        if args[4] == "one" {
+            var ctx = Tokenizer.Context()
+            tokens = tok.encode(text, addSpecialTokens: false, &ctx).count
+        } else {
+            tokens = tok.encodeBatch(lines, threads: threads).reduce(0) { $0 + $1.count }
+        }
+        best = min(best, Sys.now() - t0)
+    }
+    print("\(tokens) \(best)")
 default:
     fail("unknown subcommand \(args[1])")
 }

@@ -4,27 +4,6 @@ import Glibc
 import Darwin
 #endif
 
-extension Tokenizer {
-    /// The tokenizer of a model: tokenizer.model, or the SentencePiece vocabulary a GGUF file carries.
-    public static func load(for model: ModelFolder) throws -> Tokenizer? {
-        if model.sideFiles.contains("tokenizer.model") { return try Tokenizer(path: model.path(of: "tokenizer.model")) }
-        if let g = model.weightFiles.first as? GGUFFile, g.value("tokenizer.ggml.model")?.stringValue == "llama",
-           case .array(_, let toks)? = g.value("tokenizer.ggml.tokens") {
-            var scores: [GGUFValue] = [], types: [GGUFValue] = []
-            if case .array(_, let s)? = g.value("tokenizer.ggml.scores") { scores = s }
-            if case .array(_, let t)? = g.value("tokenizer.ggml.token_type") { types = t }
-            let pieces = toks.enumerated().map { i, v -> SentencePieceModel.Piece in
-                var score: Float = 0
-                if i < scores.count, case .float32(let f) = scores[i] { score = f }
-                let type = i < types.count ? SentencePieceModel.PieceType(rawValue: types[i].intValue ?? 1) ?? .normal : .normal
-                return .init(piece: v.stringValue ?? "", score: score, type: type)
-            }
-            return Tokenizer(model: SentencePieceModel(pieces: pieces))
-        }
-        return nil
-    }
-}
-
 /// Log-probabilities and comparisons of logits rows.
 public enum Logits {
     /// log-softmax of one row, in Double.
@@ -71,8 +50,7 @@ public struct Generator {
 
     public func run(prompt: String, maxNewTokens: Int, temperature: Double = 0, seed: UInt64 = 0,
                     onText: ((String) -> Void)? = nil) throws -> Result {
-        var ids = tokenizer.encode(prompt)
-        if let bos = tokenizer.bosID { ids.insert(bos, at: 0) }
+        let ids = tokenizer.encode(prompt, addSpecialTokens: true)
         guard ids.count <= model.maxTokens else {
             throw GenerationError.promptTooLong(tokens: ids.count, context: model.maxTokens)
         }

@@ -107,12 +107,14 @@ public struct Verification: Sendable {
             }
         }
 
-        // (e) Tokenizer vs config vs embedding rows; bos/eos. A tokenizer that fails to load is a failed check.
+        // (e) Tokenizer vs config vs embedding rows; bos/eos. The tokenizer run/verify use: tokenizer.json when present,
+        // else tokenizer.model, else GGUF metadata. A file that does not load is a failed check; no tokenizer at all
+        // means the tokenizer and inference checks could not run (NOT RUN: the verdict is INCOMPLETE, never OK).
         var tokenizer: Tokenizer?
         do {
             tokenizer = try Tokenizer.load(for: model)
             if tokenizer == nil {
-                add("tokenizer", "tokenizer", .notRun, "no tokenizer.model and no tokenizer in the GGUF metadata: the tokenizer and inference checks cannot run")
+                add("tokenizer", "tokenizer", .notRun, "no tokenizer.json, tokenizer.model or GGUF tokenizer metadata: the tokenizer and inference checks cannot run")
             }
         } catch let e as CkptError {
             add("tokenizer", "tokenizer loads", .fail, e.description)
@@ -128,8 +130,9 @@ public struct Verification: Sendable {
             } catch let e as CkptError {
                 add("tokenizer", "tokenizer files parse", .fail, e.description)
             }
-            let bos = tok.bosID.map { tok.model.pieces[$0].piece } ?? "", eos = tok.eosID.map { tok.model.pieces[$0].piece } ?? ""
-            add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail, "bos '\(bos)', eos '\(eos)'")
+            let bos = tok.bosID.flatMap(tok.token) ?? "", eos = tok.eosID.flatMap(tok.token) ?? ""
+            add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail,
+                "bos '\(bos)', eos '\(eos)' (\(tok.kind.rawValue))")
         }
 
         // (d) Inference: perplexity, the greedy continuation, and logits against a reference model.
@@ -155,9 +158,7 @@ public struct Verification: Sendable {
         do {
             let sameKind = refModel != nil && Verification.kind(of: model) == Verification.kind(of: refFolder)
             for (label, text) in texts {
-                var ids = tok.encode(text)
-                if let b = tok.bosID { ids.insert(b, at: 0) }
-                ids = Array(ids.prefix(512))
+                let ids = Array(tok.encode(text, addSpecialTokens: true).prefix(512))
                 let m = LlamaModel(weights: w, maxTokens: max(ids.count + 16, 2))
                 let logits = try m.forward(ids)
                 let v = w.config.vocabSize

@@ -35,9 +35,16 @@ public struct SentencePieceModel: Sendable {
     public var addDummyPrefix = true
     public var removeExtraWhitespaces = true
     public var escapeWhitespaces = true
-    /// TrainerSpec: model_type (3: 1 unigram, 2 bpe), byte_fallback (35).
+    /// TrainerSpec: model_type (3: 1 unigram, 2 bpe, 3 word, 4 char), byte_fallback (35),
+    /// treat_whitespace_as_suffix (24), unk_surface (44), bos_piece (46), eos_piece (47).
     public var modelType = 1
     public var byteFallback = false
+    public var treatWhitespaceAsSuffix = false
+    public var unkSurface = " \u{2047} "
+    public var bosPiece = "<s>"
+    public var eosPiece = "</s>"
+    /// NormalizerSpec precompiled_charsmap (2): non-empty means a normalization rule other than identity.
+    public var hasPrecompiledCharsmap = false
 
     /// Real LLaMA tokenizers are ~0.5 MB (32k pieces); Llama-3-size vocabularies stay well under this.
     public static let maxSize = 64 << 20
@@ -91,11 +98,22 @@ public struct SentencePieceModel: Sendable {
                         let v = try p.varint()
                         switch (field, f2) {
                         case (2, 3): modelType = Int(truncatingIfNeeded: v)
+                        case (2, 24): treatWhitespaceAsSuffix = v != 0
                         case (2, 35): byteFallback = v != 0
                         case (3, 3): addDummyPrefix = v != 0
                         case (3, 4): removeExtraWhitespaces = v != 0
                         case (3, 5): escapeWhitespaces = v != 0
                         default: break
+                        }
+                    } else if w2 == 2 && (field, f2) == (3, 2) {
+                        hasPrecompiledCharsmap = try !p.lengthDelimited().isEmpty
+                    } else if w2 == 2 && field == 2 && [44, 46, 47].contains(f2) {
+                        let b = try p.lengthDelimited()
+                        guard let text = String(validating: b, as: UTF8.self) else { throw p.fail("trainer_spec string is not UTF-8") }
+                        switch f2 {
+                        case 44: unkSurface = text
+                        case 46: bosPiece = text
+                        default: eosPiece = text
                         }
                     } else {
                         try p.skip(wire: w2)
