@@ -5,7 +5,7 @@ import Testing
 /// The command-line surface (issue 11): usage errors exit 64 with the usage line, verdicts that cannot lie, messages
 /// that say what is wrong. Each case here failed on the main branch before.
 @Suite struct CLITests {
-    static let commands = ["apply-delta", "make-delta", "convert", "quantize", "inspect", "checksum", "run", "verify"]
+    static let commands = ["apply-delta", "make-delta", "merge-lora", "convert", "quantize", "inspect", "checksum", "run", "verify", "tokenize"]
 
     @Test(arguments: commands)
     func everyCommandHasHelp(command: String) throws {
