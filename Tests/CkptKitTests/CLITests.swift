@@ -152,3 +152,53 @@ import Testing
         #expect(q.status == 0 && q.stdout.isEmpty && q.stderr.isEmpty, "\(q.stdout) \(q.stderr)")
     }
 }
+
+/// `run` reports generated ids the tokenizer does not have (it printed nothing for them before).
+@Suite struct RunVocabularyTests {
+    @Test func idsBeyondTheTokenizerAreAWarning() throws {
+        let tmp = TempDir()
+        let src = try ModelFolder(Fx.tinyLlama)
+        // The first greedy token after "The", from the unmodified model.
+        let tok = try #require(try Tokenizer.load(for: src))
+        let w = try LlamaWeights(model: src)
+        let m = LlamaModel(weights: w, maxTokens: 16)
+        let ids = tok.encode("The", addSpecialTokens: true)
+        let logits = try m.forward(ids)
+        let v = w.config.vocabSize
+        let first = Logits.argmax(logits[((ids.count - 1) * v)..<(ids.count * v)])
+        // A copy whose embedding and lm_head have one more row (id 1000, beyond the 1000-token tokenizer); that
+        // lm_head row is 4 × the row of the greedy token, so id 1000 wins the first step.
+        var infos: [TensorInfo] = [], data: [String: [UInt8]] = [:]
+        for t in src.tensors {
+            var bytes = Array(t.bytes(0..<t.byteCount))
+            var shape = t.info.shape
+            if t.name == "model.embed_tokens.weight" || t.name == "lm_head.weight" {
+                let rb = t.info.rowBytes
+                var extra = [UInt8](repeating: 0, count: rb)
+                if t.name == "lm_head.weight" {
+                    for j in 0..<(rb / 2) {
+                        let h = UInt16(bytes[first * rb + 2 * j]) | UInt16(bytes[first * rb + 2 * j + 1]) << 8
+                        let x = Kernels.f32ToF16(Kernels.f16ToF32(h) * 4)
+                        extra[2 * j] = UInt8(x & 0xFF); extra[2 * j + 1] = UInt8(x >> 8)
+                    }
+                }
+                bytes += extra
+                shape[0] += 1
+            }
+            infos.append(TensorInfo(name: t.name, dtype: t.info.dtype, shape: shape))
+            data[t.name] = bytes
+        }
+        let out = tmp.sub("m")
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let writer = try SafetensorsWriter(layout: SafetensorsLayout(tensors: infos), output: AtomicOutputFile(path: out + "/model.safetensors"))
+        for t in writer.order { try data[t.name]!.withUnsafeBytes { try writer.write($0, tensor: t.name) } }
+        _ = try writer.finish()
+        var config = try String(contentsOfFile: Fx.tinyLlama + "/config.json", encoding: .utf8)
+        config = config.replacingOccurrences(of: "\"vocab_size\": 1000", with: "\"vocab_size\": 1001")
+        try tmp.write("m/config.json", config)
+        try FileManager.default.copyItem(atPath: Fx.tinyLlama + "/tokenizer.model", toPath: out + "/tokenizer.model")
+        let r = try CLI.run(["run", out, "--prompt", "The", "-n", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("not in the tokenizer's") && r.stderr.contains("1000"), "\(r.stderr)")
+    }
+}
