@@ -127,6 +127,37 @@ def crosscheck_output(label, src, out, dtype):
         check(f"{label}: transformers loads the folder", False, repr(e))
 
 
+def crosscheck_lora(ckpt, out_root):
+    """merge-lora: transformers loads ckpt's merged folder (an f32 merge of the f32 base) and its logits equal those of
+    the unmerged PeftModel (base + adapter as peft computes it at run time) within 1e-4."""
+    from peft import PeftModel
+
+    base = os.path.join(HERE, "lora", "base-f32")
+    ids = torch.tensor([[1, 306, 4658, 278, 6593, 310, 2834, 338, 29871, 13, 450]]) % 1000
+    for case in ["linear-f32", "dora-f32", "rslora-f32", "lora-bias-f32", "r256-f32"]:
+        adapter = os.path.join(HERE, "lora", "adapters", case)
+        if not os.path.isdir(adapter):
+            check(f"merge-lora {case}: fixture present", False, adapter)
+            continue
+        out = os.path.join(out_root, f"lora-{case}")
+        shutil.rmtree(out, ignore_errors=True)
+        r = subprocess.run([ckpt, "merge-lora", "--base", base, "--lora", adapter, "--target", out, "--dtype", "f32"],
+                           capture_output=True, text=True)
+        check(f"merge-lora {case}: ckpt exits 0", r.returncode == 0, r.stderr.strip())
+        if r.returncode != 0:
+            continue
+        try:
+            merged = LlamaForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+            ref = PeftModel.from_pretrained(LlamaForCausalLM.from_pretrained(base, dtype=torch.float32), adapter).eval()
+            with torch.no_grad():
+                a = merged(ids).logits
+                b = ref(ids).logits
+            d = (a - b).abs().max().item()
+            check(f"merge-lora {case}: transformers' logits of the merged folder = the unmerged PeftModel's (max |Δ| {d:.1e} ≤ 1e-4)", d <= 1e-4, f"{d}")
+        except Exception as e:  # noqa: BLE001
+            check(f"merge-lora {case}: transformers and peft load it", False, repr(e))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
@@ -250,6 +281,7 @@ def main():
     else:
         print("skip  large: run `make test-large` first to cross-check the > 4 GiB files")
 
+    crosscheck_lora(args.ckpt, args.out)
     passed = sum(results)
     failed = len(results) - passed
     print(f"{passed} passed, {failed} failed")
