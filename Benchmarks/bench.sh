@@ -29,7 +29,7 @@ paired_us() {
   printf "%s %s\n" "$(echo $a | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')" \
                     "$(echo $b | tr ' ' '\n' | sort -n | awk '{x[NR]=$1} END {print x[int((NR+1)/2)]}')"
 }
-want() { [ -z "${BENCH_ONLY:-}" ] && [ -z "${BENCH_LARGE:-}" ] || [[ ",${BENCH_ONLY:-}," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,quantize,forward
+want() { [ -z "${BENCH_ONLY:-}" ] && [ -z "${BENCH_LARGE:-}" ] || [[ ",${BENCH_ONLY:-}," == *",$1,"* ]]; }  # BENCH_ONLY=checksum,read,convert,delta,lora,quantize,forward,tokenize
 if want checksum || want read; then
 if [ ! -f "$DIR/one/model.safetensors" ]; then
   echo "generating inputs in $DIR (1.2 GB single file; 1.2 GB in 4 shards)..."
@@ -142,6 +142,35 @@ echo "  peak RSS of the other writing commands on the same model:"
 rss_row "convert → .bin" "$CKPT convert '$base' '$DIR/rss-out' --to bin" "$DIR/rss-out"
 rss_row "quantize int8-channel" "$CKPT quantize '$base' '$DIR/rss-out' --scheme int8-channel" "$DIR/rss-out"
 rss_row "quantize q8_0" "$CKPT quantize '$base' '$DIR/rss-out.gguf' --scheme q8_0" "$DIR/rss-out.gguf"
+fi
+
+if want lora; then
+echo "== merge-lora: a rank-16 adapter on every linear layer of the generated 1B LLaMA → fp16 (fsync on)"
+base="$DIR/llama-1b"; adapter="$DIR/lora-1b-r16"; out="$DIR/lora-out"
+[ -f "$base/.ckpt-journal.json" ] || { rm -rf "$base"; $GEN gen-llama "$base"; }
+[ -f "$adapter/.ckpt-journal.json" ] || { rm -rf "$adapter"; $GEN gen-lora "$adapter" "$base" 16; }
+# FastChat's apply_lora.py loads the base's tokenizer: give the generated base the fixture's.
+for f in tokenizer.model tokenizer_config.json; do [ -f "$base/$f" ] || cp "Fixtures/tiny-llama/$f" "$base/$f"; done
+cat "$base"/*.safetensors "$adapter"/*.safetensors > /dev/null
+rm -rf "$out"; $CKPT merge-lora --base "$base" --lora "$adapter" --target "$out" > /dev/null
+bytes_out=$(cat "$out"/*.safetensors | wc -c)
+read -r cw cu cs cr fw fu fs fr < <(paired_stats "rm -rf '$out'; $CKPT merge-lora --base '$base' --lora '$adapter' --target '$out'" \
+  "rm -f '$DIR/floor.out'; cat '$base'/*.safetensors '$adapter'/*.safetensors > /dev/null && dd if=/dev/zero of='$DIR/floor.out' bs=4M count=$bytes_out iflag=count_bytes conv=fsync status=none")
+adapter_mib=$(( $(stat -c %s "$adapter/adapter_model.safetensors") / 1048576 ))
+echo "  medians of $RUNS alternated pairs ($(awk -v b=$bytes_out 'BEGIN{printf "%.2f", b/1e9}') GB out, adapter $adapter_mib MiB):"
+echo "    ckpt:  wall $cw s, CPU $cu user + $cs sys = $(awk -v a=$cu -v b=$cs 'BEGIN{printf "%.2f", a+b}') s, peak RSS $((cr / 1024)) MiB"
+echo "    floor: wall $fw s, CPU $fu user + $fs sys = $(awk -v a=$fu -v b=$fs 'BEGIN{printf "%.2f", a+b}') s"
+echo "    ratio: wall $(ratio $cw $fw)× (goal ≤ 1.3×), CPU $(awk -v a=$cu -v b=$cs -v c=$fu -v d=$fs 'BEGIN{printf "%.2f", (a+b)/(c+d)}')×, peak RSS $((cr / 1024)) MiB (goal ≤ 64 + $adapter_mib MiB)"
+if [ -x .venv/bin/python ] && .venv/bin/python -c "import fastchat.model.apply_lora, peft" 2>/dev/null; then
+  rm -rf "$DIR/fastchat-out"
+  read -r pw pu ps pr < <(run_stats ".venv/bin/python -m fastchat.model.apply_lora --base-model-path '$base' --target-model-path '$DIR/fastchat-out' --lora-path '$adapter'")
+  echo "    FastChat apply_lora.py (same inputs, same run): wall $pw s, CPU $pu user + $ps sys, peak RSS $((pr / 1024)) MiB"
+  echo "    ckpt vs FastChat: $(ratio $pw $cw)× faster (wall), $(( pr / (cr > 0 ? cr : 1) ))× less memory"
+  rm -rf "$DIR/fastchat-out"
+else
+  echo "    SKIPPED FastChat's apply_lora.py: no Python environment with fschat and peft (make fixtures-env)"
+fi
+rm -rf "$out" "$DIR/floor.out"
 fi
 
 if [ -n "${BENCH_LARGE:-}" ]; then

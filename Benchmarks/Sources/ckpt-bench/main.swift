@@ -134,6 +134,42 @@ case "gen-llama":
      "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu", "torch_dtype": "float16"}
     """)
     try folder.complete()
+case "gen-lora":
+    // A PEFT LoRA adapter for a gen-llama model: every linear layer, rank R (default 16), alpha 2R, fp32 A and B with
+    // small random values, as peft's save_pretrained lays it out (adapter_config.json + adapter_model.safetensors).
+    guard args.count >= 4 else { fail("usage: ckpt-bench gen-lora DIR BASE [RANK]") }
+    let base = try ModelFolder(args[3])
+    let rank = args.count > 4 ? Int(args[4]) ?? 16 : 16
+    let modules = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
+    var infos: [TensorInfo] = []
+    for t in base.tensors where t.info.shape.count == 2 && modules.contains(where: { t.name.hasSuffix($0 + ".weight") }) {
+        let m = "base_model.model." + String(t.name.dropLast(".weight".count))
+        infos.append(TensorInfo(name: m + ".lora_A.weight", dtype: .F32, shape: [rank, t.info.shape[1]]))
+        infos.append(TensorInfo(name: m + ".lora_B.weight", dtype: .F32, shape: [t.info.shape[0], rank]))
+    }
+    let folder = try OutputTarget(folder: args[2], command: Array(args), inputs: [], overwrite: true)
+    let layout = try SafetensorsLayout(tensors: infos)
+    let w = try SafetensorsWriter(layout: layout, output: folder.createFile("adapter_model.safetensors"))
+    var s: UInt64 = 0xABCDEF
+    var buf = [Float](repeating: 0, count: 1 << 16)
+    for t in layout.order {
+        var done = 0
+        while done < t.elementCount {
+            let m = min(buf.count, t.elementCount - done)
+            for i in 0..<m { s ^= s << 13; s ^= s >> 7; s ^= s << 17; buf[i] = Float(Int64(bitPattern: s >> 8) % 1000) * 1e-5 }
+            try buf.withUnsafeBytes { try w.write(UnsafeRawBufferPointer(rebasing: $0[0..<(m * 4)]), tensor: t.name) }
+            done += m
+        }
+    }
+    let r = try w.finish()
+    try folder.finished("adapter_model.safetensors", sha256: r.sha256, bytes: r.bytes)
+    try folder.writeSmallFile("adapter_config.json", contents: """
+    {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": \(rank), "lora_alpha": \(2 * rank), "lora_dropout": 0.0,
+     "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], "bias": "none",
+     "fan_in_fan_out": false, "inference_mode": true, "init_lora_weights": true, "modules_to_save": null,
+     "base_model_name_or_path": null, "revision": null, "use_rslora": false, "use_dora": false}
+    """)
+    try folder.complete()
 case "forward":
     // Prefill a 32-token prompt, then generate 32 tokens greedily: tokens/s of each (best of 2 runs).
     guard args.count == 3 else { fail("usage: ckpt-bench forward DIR") }
