@@ -80,9 +80,10 @@ public final class AtomicOutputFile {
         try Sys.writeAll(fd, chunk, path: tempPath)
         bytesWritten += fill
         let (hasher, free) = (self.hasher, self.freeBuffers)
-        let address = Int(bitPattern: chunk.baseAddress!), count = chunk.count
+        // The buffer is not reused until the hasher signals that it is free again.
+        let slice = BufferSlice(UnsafeMutableBufferPointer(start: buffers[current].baseAddress!.assumingMemoryBound(to: UInt8.self), count: chunk.count))
         hashQueue.async {
-            hasher.update(UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: address), count: count))
+            hasher.update(slice.bytes)
             free.signal()
         }
         freeBuffers.wait()

@@ -66,35 +66,6 @@ public struct Piece: Sendable, Equatable {
     public func isWholeRows(_ grid: Grid) -> Bool { cols.lowerBound == 0 && cols.upperBound == grid.cols }
 }
 
-/// A typed slice of one of the engine's buffers, valid only during the call that received it. Sendable so the
-/// parallel slices of a piece can each take their part (the engine runs one piece at a time).
-public struct BufferSlice<Element>: @unchecked Sendable {
-    public let base: UnsafeMutablePointer<Element>
-    public let count: Int
-
-    init(_ buffer: UnsafeMutableBufferPointer<Element>) {
-        base = buffer.baseAddress!
-        count = buffer.count
-    }
-    init(base: UnsafeMutablePointer<Element>, count: Int) {
-        self.base = base
-        self.count = count
-    }
-
-    /// Elements `range` of this slice (bounds-checked).
-    public func slice(_ range: Range<Int>) -> BufferSlice<Element> {
-        precondition(range.lowerBound >= 0 && range.upperBound <= count, "buffer slice out of range")
-        return BufferSlice(base: base + range.lowerBound, count: range.count)
-    }
-    /// The first `n` elements (bounds-checked).
-    public func prefix(_ n: Int) -> BufferSlice<Element> { slice(0..<n) }
-
-    public var raw: UnsafeMutableRawPointer { UnsafeMutableRawPointer(base) }
-    public var bytes: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: base, count: count * MemoryLayout<Element>.stride)
-    }
-}
-
 /// What the engine lends an operation for one piece: its buffers, sized for the piece by the operation's
 /// `WorkingMemory`, and the cores.
 public struct PieceContext: Sendable {

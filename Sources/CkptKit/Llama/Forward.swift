@@ -49,21 +49,21 @@ public final class LlamaModel {
         let cols = w.cols, rows = w.rows
         x.withUnsafeBufferPointer { xb in
             y.withUnsafeMutableBufferPointer { yb in
-                let (xa, ya) = (Int(bitPattern: xb.baseAddress!), Int(bitPattern: yb.baseAddress!))
+                let (xs, ys) = (BufferSlice(UnsafeMutableBufferPointer(mutating: xb)), BufferSlice(yb))
                 Parallel.forEach(nBlocks) { b in
                     let r0 = b * block, r1 = min(rows, r0 + block)
                     // f16 and f32 weights go straight into the blocked FMA kernel (converted in registers).
                     if case .dense(let t) = w.storage, t.info.dtype == .F16 || t.info.dtype == .F32 {
                         let sz = t.info.dtype.size
                         let wp = t.bytes((r0 * cols * sz)..<(r1 * cols * sz)).baseAddress!
-                        Kernels.matmul(UnsafePointer<Float>(bitPattern: xa)!, tokens: t_, wp, f16: t.info.dtype == .F16,
-                                       rows: r1 - r0, cols: cols, UnsafeMutablePointer<Float>(bitPattern: ya)! + r0, ldy: rows)
+                        Kernels.matmul(UnsafePointer(xs.base), tokens: t_, wp, f16: t.info.dtype == .F16,
+                                       rows: r1 - r0, cols: cols, ys.base + r0, ldy: rows)
                         return true
                     }
                     let buf = UnsafeMutablePointer<Float>.allocate(capacity: (r1 - r0) * cols)
                     defer { buf.deallocate() }
                     w.rows(r0, r1, into: buf)
-                    let xp = UnsafePointer<Float>(bitPattern: xa)!, yp = UnsafeMutablePointer<Float>(bitPattern: ya)!
+                    let xp = UnsafePointer(xs.base), yp = ys.base
                     for tok in 0..<t {
                         for r in r0..<r1 {
                             yp[tok * rows + r] = LlamaModel.dot(xp + tok * cols, UnsafePointer(buf + (r - r0) * cols), cols)

@@ -71,14 +71,14 @@ public enum Checksum {
         let buffers = (0..<slots).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: pipelineSlotSize, alignment: 4096) }
         defer { buffers.forEach { $0.deallocate() } }
         let ring = PipelineRing(slots: slots)
-        let addresses = buffers.map { Int(bitPattern: $0.baseAddress!) }
+        let slots_ = buffers.map { BufferSlice(UnsafeMutableBufferPointer(start: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: $0.count)) }
         let size = pipelineSlotSize
         DispatchQueue.global().async {
             var offset = 0, k = 0
             while true {
                 ring.free.wait()
                 let n: Int
-                do { n = try Sys.pread(fd, UnsafeMutableRawPointer(bitPattern: addresses[k % slots])!, size, offset, path: path) } catch {
+                do { n = try Sys.pread(fd, slots_[k % slots].raw, size, offset, path: path) } catch {
                     ring.setError(error)
                     ring.filled.signal()
                     return

@@ -212,7 +212,7 @@ extension Delta {
 
         // The plan, checked in full before anything is written.
         let deltaModel = subtract ? primary : secondary  // the model whose dtype "auto" follows (make: the target's)
-        let dtype = options.dtype ?? autoDType(deltaModel)
+        let dtype = try options.dtype ?? autoDType(deltaModel)
         let plan = try plan(primary: primary, secondary: secondary, subtract: subtract, dtype: dtype, summary: &summary)
         let base = subtract ? secondary : primary
         try sanity(base: base, other: subtract ? primary : secondary, otherIsDelta: !subtract, plan: plan,
@@ -240,8 +240,8 @@ extension Delta {
     }
 
     /// `--dtype auto`: the delta's dtype (its config's, else its first float tensor's).
-    static func autoDType(_ m: ModelFolder) -> DType {
-        if let name = (try? m.config())??.torchDType, let d = DType(userName: name), d.isFloat { return d }
+    static func autoDType(_ m: ModelFolder) throws -> DType {
+        if let name = try m.config()?.torchDType, let d = DType(userName: name), d.isFloat { return d }
         return m.tensors.first { $0.info.dtype.isFloat }?.info.dtype ?? .F16
     }
 

@@ -146,11 +146,11 @@ public enum GGUFExport {
         if let u = sp.pieces.firstIndex(where: { $0.type == .unknown }) { kv.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(u)))) }
         // add_bos / add_eos as gguf-py's SpecialVocab finds them: tokenizer_config.json first, else the
         // TemplateProcessing post-processor of tokenizer.json (which yields add_bos and add_sep).
-        let cfg = model.sideFiles.contains("tokenizer_config.json") ? try? LlamaConfig.readJSON(model.path(of: "tokenizer_config.json")) : nil
+        let cfg = model.sideFiles.contains("tokenizer_config.json") ? try LlamaConfig.readJSON(model.path(of: "tokenizer_config.json")) : nil
         if let b = cfg?["add_bos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_bos_token", .bool(b))) }
         if let e = cfg?["add_eos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_eos_token", .bool(e))) }
         if cfg?["add_bos_token"]?.boolValue == nil, model.sideFiles.contains("tokenizer.json"),
-           let tj = try? LlamaConfig.readJSON(model.path(of: "tokenizer.json")), let pp = tj["post_processor"],
+           let tj = try LlamaConfig.readJSON(model.path(of: "tokenizer.json")) as JSON?, let pp = tj["post_processor"],
            pp["type"]?.stringValue == "TemplateProcessing", let single = pp["single"]?.arrayValue {
             let bosPiece = config.bosTokenID.flatMap { $0 < sp.pieces.count ? sp.pieces[$0].piece : nil }
             let first = single.first?["SpecialToken"]?["id"]?.stringValue
