@@ -78,8 +78,11 @@ enum BPE {
             if q.ranks < Int(merges.maxRank) + 1 { q = BucketQueue(ranks: Int(merges.maxRank) + 1) }
             q.reset()
             defer { ws.buckets = q }
+            var lastPair: UInt64 = .max, lastMerge: UInt64? = nil   // runs of one symbol: one lookup
             for i in 0..<(n - 1) {
-                if let m = merges.get(sym[i], sym[i + 1]) {
+                let key = PairTable.key(sym[i], sym[i + 1])
+                if key != lastPair { lastPair = key; lastMerge = merges.get(sym[i], sym[i + 1]) }
+                if let m = lastMerge {
                     q.push((m >> 32) << 32 | UInt64(i))
                     if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m), sym[i], sym[i + 1]) }
                 }
