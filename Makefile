@@ -72,6 +72,7 @@ fixtures: fixtures-env
 	$(PYTHON) Fixtures/generate_verify.py
 	$(PYTHON) Fixtures/generate_quant.py
 	$(PYTHON) Fixtures/generate_lora.py
+	$(PYTHON) Fixtures/generate_tokenizers.py
 
 # Developers only: the reference loaders re-read what ckpt writes now.
 crosscheck: release

@@ -246,3 +246,47 @@ else
   echo "  SKIPPED transformers: no Python environment with torch and transformers (run 'make fixtures-env'; torch is several GB)"
 fi
 fi
+
+if want tokenize; then
+echo "== tokenize: encode throughput, ckpt vs the reference library on the same text in the same run"
+echo "   (best of 5 in-process runs each, tokenizer loaded once; Fixtures/tokenizers/corpus.txt: one string, and its lines as a batch)"
+CORPUS=Fixtures/tokenizers/corpus.txt
+CB=$(stat -c %s $CORPUS); CL=$(grep -c . $CORPUS)
+PY="${BENCH_PYTHON:-}"
+if [ -z "$PY" ] && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+if [ -n "$PY" ] && ! "$PY" -c "import sentencepiece, tokenizers" 2>/dev/null; then PY=""; fi
+# row LABEL CKPT_TOKENIZER REF_LIB REF_TOKENIZER MODE THREADS: tokens/s of both and the ratio
+row() {
+  local label=$1 tok=$2 lib=$3 ref=$4 mode=$5 th=$6 renv
+  read -r ckn cks < <($GEN tokenize "$tok" $CORPUS $mode $th)
+  if [ -n "$PY" ]; then
+    if [ "$lib" = tokenizers ] && [ "$th" = 1 ]; then renv="TOKENIZERS_PARALLELISM=false"; else renv="TOKENIZERS_PARALLELISM=true RAYON_NUM_THREADS=$th"; fi
+    read -r rfn rfs < <(env $renv "$PY" Benchmarks/tokenize_reference.py $lib "$ref" $CORPUS $mode $th)
+    [ "$ckn" = "$rfn" ] || echo "  WARNING: token counts differ (ckpt $ckn, $lib $rfn)"
+    printf "  %-46s ckpt %6.2f Mtok/s (%5.1f MB/s)   %-13s %6.2f Mtok/s (%5.1f MB/s)   ratio %5.2f× (goal ≥ 1×)\n" "$label" \
+      "$(awk -v n=$ckn -v s=$cks 'BEGIN{print n/s/1e6}')" "$(awk -v b=$CB -v s=$cks 'BEGIN{print b/s/1e6}')" "$lib" \
+      "$(awk -v n=$rfn -v s=$rfs 'BEGIN{print n/s/1e6}')" "$(awk -v b=$CB -v s=$rfs 'BEGIN{print b/s/1e6}')" "$(awk -v a=$rfs -v b=$cks 'BEGIN{print a/b}')"
+  else
+    printf "  %-46s ckpt %6.2f Mtok/s (%5.1f MB/s)   (no Python reference: set BENCH_PYTHON or run make fixtures-env)\n" "$label" \
+      "$(awk -v n=$ckn -v s=$cks 'BEGIN{print n/s/1e6}')" "$(awk -v b=$CB -v s=$cks 'BEGIN{print b/s/1e6}')"
+  fi
+}
+SPM=Fixtures/tokenizer/tokenizer.model; SPMJ=Fixtures/tiny-llama/tokenizer.json; BL=Fixtures/tokenizers/llama3.tokenizer.json
+echo "  corpus: $CB bytes, $CL lines; SPM = tiny LLaMA tokenizer.model (1,000 pieces); byte-level = LLaMA-3-style tokenizer.json (3,266 tokens)"
+row "SPM tokenizer.model, one string, 1 thread" $SPM sentencepiece $SPM one 1
+row "SPM tokenizer.model, lines, 1 thread" $SPM sentencepiece $SPM lines 1
+row "SPM tokenizer.model, lines, 2 threads" $SPM sentencepiece $SPM lines 2
+row "SPM-style tokenizer.json, one string, 1 thread" $SPMJ tokenizers $SPMJ one 1
+row "SPM-style tokenizer.json, lines, 1 thread" $SPMJ tokenizers $SPMJ lines 1
+row "byte-level tokenizer.json, one string, 1 thread" $BL tokenizers $BL one 1
+row "byte-level tokenizer.json, lines, 1 thread" $BL tokenizers $BL lines 1
+row "byte-level tokenizer.json, lines, 2 threads" $BL tokenizers $BL lines 2
+echo "== tokenize: no blow-up on runs of spaces (one string of 1 MiB vs 8 MiB of U+0020; ckpt, best of 5)"
+SP1="$DIR/spaces-1MiB.txt"; SP8="$DIR/spaces-8MiB.txt"
+head -c 1048576 /dev/zero | tr '\0' ' ' > "$SP1"; head -c 8388608 /dev/zero | tr '\0' ' ' > "$SP8"
+for t in $SPM $SPMJ $BL Fixtures/tokenizers/qwen2.tokenizer.json; do
+  read -r _ s1 < <($GEN tokenize "$t" "$SP1" one 1)
+  read -r _ s8 < <($GEN tokenize "$t" "$SP8" one 1)
+  printf "  %-46s 1 MiB %6.3f s, 8 MiB %6.3f s: %5.2f× (goal ≤ 10×)\n" "$(basename $(dirname $t))/$(basename $t)" $s1 $s8 "$(awk -v a=$s8 -v b=$s1 'BEGIN{print a/b}')"
+done
+fi

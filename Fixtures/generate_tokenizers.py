@@ -422,6 +422,13 @@ def spm_json_files():
     t.post_processor = template
     t.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     files["spm-split-json"] = t
+    # Metaspace(never), split true, with the Metaspace decoder (cases only)
+    t = Tokenizer(models.BPE(vocab, merges, byte_fallback=True, fuse_unk=True, unk_token=None))
+    t.add_special_tokens(specials)
+    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="never", split=True)
+    t.post_processor = template
+    t.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="never", split=True)
+    files["spm-never-json"] = t
     paths = {}
     for name, tok in files.items():
         p = OUT / f"{name.removesuffix('-json')}.tokenizer.json"
@@ -500,7 +507,7 @@ def bytelevel_files(lines):
     return paths
 
 
-def json_kind(name: str, path: Path, lines, whole: str, split_pattern=None):
+def json_kind(name: str, path: Path, lines, whole: str, split_pattern=None, corpus=True):
     t = Tokenizer.from_file(str(path))
     # decoded = decode(ids_special, skip_special_tokens=True); decoded_special = the same with False
     cases = {"ids": [], "ids_special": [], "tokens": [], "decoded": [], "decoded_special": []}
@@ -543,6 +550,8 @@ def json_kind(name: str, path: Path, lines, whole: str, split_pattern=None):
                                        "decodes": decodes})
     write_long_expectations(name, whole, lambda s: t.encode(s, add_special_tokens=False).ids,
                             lambda ids: t.decode(ids, skip_special_tokens=True))
+    if not corpus:
+        return {}
     total = write_corpus_expectations(name, lines, whole, lambda s: t.encode(s, add_special_tokens=False).ids,
                                       lambda ids: t.decode(ids, skip_special_tokens=True))
     return {"corpus_tokens": total}
@@ -724,7 +733,7 @@ def main():
     paths.update(bytelevel_files(lines))
     for name, p in paths.items():
         pattern = QWEN2_PATTERN if name.startswith("qwen2") else LLAMA3_PATTERN if name.startswith("llama3") else None
-        facts["kinds"][name] = json_kind(name, p, lines, whole, pattern)
+        facts["kinds"][name] = json_kind(name, p, lines, whole, pattern, corpus=name != "spm-never-json")
         print(f"{name} done", flush=True)
 
     gguf_llama(OUT / "llama-spm.gguf", True)

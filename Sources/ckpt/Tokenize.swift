@@ -105,7 +105,8 @@ struct Tokenize: ParsableCommand {
             guard let s = value.stringValue else { throw UsageError.invalidArgument("\(path):\(lineNo): not a JSON string") }
             texts.append(s)
         }
-        let all = tok.encodeBatch(texts, addSpecialTokens: !noSpecial, threads: threads ?? Parallel.threadCount)
+        let defaultThreads = Sys.environment("CKPT_THREADS").flatMap { Int($0) }.map { max(1, $0) } ?? max(1, Sys.cpuCount)
+        let all = tok.encodeBatch(texts, addSpecialTokens: !noSpecial, threads: threads ?? defaultThreads)
         var out = ""
         out.reserveCapacity(all.reduce(0) { $0 + $1.count * 6 + 2 })
         for ids in all {

@@ -10,7 +10,8 @@ struct Verify: ParsableCommand {
         passed as a model fails here); (c) --manifest: tensors against a `ckpt checksum --tensors` manifest; \
         (d) inference: perplexity on a built-in text and on --prompt, the greedy continuation, and with --reference \
         the logits compared — same kind of model: max |Δlogit| ≤ 1e-3; a quantized model vs its source: top-1 \
-        agreement ≥ 98% and mean KL ≤ 0.01 (settable); (e) tokenizer size vs vocab_size vs embedding rows, bos/eos. \
+        agreement ≥ 98% and mean KL ≤ 0.01 (settable); (e) tokenizer size vs vocab_size vs embedding rows, bos/eos \
+        (the tokenizer is tokenizer.json when the folder has it, else tokenizer.model, else the GGUF vocabulary). \
         Exit status: 0 every enabled check ran and passed; 1 a check failed; 2 incomplete — none failed, but one that \
         was not switched off could not run (e.g. no usable tokenizer for the forward pass).
         """

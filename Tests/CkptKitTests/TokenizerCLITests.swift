@@ -204,3 +204,52 @@ private func edit(_ members: inout [(String, JSON)], _ key: String, _ body: (ino
         #expect(r.status == 1 && r.stdout.contains("tokenizer loads"), "\(r.stdout)")
     }
 }
+
+@Suite struct TokenizerSweepTests {
+    /// Truncated and byte-flipped tokenizer files of every kind: loading ends in a named error or a tokenizer that
+    /// encodes and decodes (a crash would kill the test process).
+    @Test(arguments: ["tokenizers/spm-userdefined.model", "tokenizers/spm-legacy.tokenizer.json",
+                      "tokenizers/llama3-flags.tokenizer.json", "tokenizers/llama3.gguf", "tokenizers/llama-spm.gguf"])
+    func mutatedTokenizerFilesEndInANamedErrorOrATokenizer(file: String) throws {
+        let original = try Fx.bytes(Fx.path(file))
+        let tmp = TempDir()
+        let name = tmp.sub(Path.baseName(file))
+        let samples = ["Hello world", " <s> e\u{301} \u{212A} 12345 <|eot_id|> 中文 🤖", "", "  \n\t"]
+        var s: UInt64 = 0x70CE
+        var mutations: [[UInt8]] = []
+        for k in 0..<24 { mutations.append(Array(original.prefix(original.count * k / 24))) }
+        for _ in 0..<48 {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17
+            var c = original
+            let i = Int(s % UInt64(c.count))
+            c[i] ^= [0xFF, 0x80, 0x01, 0x20][Int(s >> 60) & 3]
+            mutations.append(c)
+        }
+        var errors = 0, loaded = 0
+        for m in mutations {
+            try Data(m).write(to: URL(fileURLWithPath: name))
+            do {
+                let t = try Tokenizer(path: name)
+                for x in samples { _ = t.decode(t.encode(x, addSpecialTokens: true), skipSpecialTokens: false) }
+                _ = t.decode(Array(0..<min(t.vocabularySize, 300)))
+                loaded += 1
+            } catch is CkptError {
+                errors += 1
+            }
+        }
+        #expect(errors + loaded == mutations.count && errors > 0)
+    }
+
+    /// A repo id resolved from the Hugging Face cache (HF_HUB_CACHE), as for every other command.
+    @Test func aRepoIDFromTheCache() throws {
+        let tmp = TempDir()
+        let snap = tmp.sub("models--org--tiny/snapshots/0123abcd")
+        try FileManager.default.createDirectory(atPath: snap, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: tmp.sub("models--org--tiny/refs"), withIntermediateDirectories: true)
+        try tmp.write("models--org--tiny/refs/main", "0123abcd")
+        try FileManager.default.copyItem(atPath: Fx.path("tiny-llama/tokenizer.json"), toPath: snap + "/tokenizer.json")
+        let r = try CLI.run(["tokenize", "org/tiny", "--text", "Hello world"], env: ["HF_HUB_CACHE": tmp.path])
+        let want = try TokenizeCommandTests.expected("tiny-llama-json", "Hello world").special
+        #expect(r.status == 0 && TokenizeCommandTests.ids(r.stdout) == want, "\(r.stdout)\(r.stderr)")
+    }
+}

@@ -16,6 +16,7 @@ enum TokFx {
         ("spm-legacy-json", "tokenizers/spm-legacy.tokenizer.json", "spm-legacy-json"),
         ("spm-metaspace-json", "tokenizers/spm-metaspace.tokenizer.json", "spm-metaspace-json"),
         ("spm-split-json", "tokenizers/spm-split.tokenizer.json", "spm-split-json"),
+        ("spm-never-json", "tokenizers/spm-never.tokenizer.json", "spm-never-json"),
         ("llama3-json", "tokenizers/llama3.tokenizer.json", "llama3-json"),
         ("llama3-flags-json", "tokenizers/llama3-flags.tokenizer.json", "llama3-flags-json"),
         ("qwen2-json", "tokenizers/qwen2.tokenizer.json", "qwen2-json"),

@@ -18,6 +18,8 @@ enum BPE {
         private(set) var sym = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         private(set) var next = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
         private(set) var prev = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        /// For the caller: n + 1 byte offsets.
+        private(set) var offsets = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
         /// Heap entries: rank << 32 | position. At most 2n: n − 1 initial pairs, and each merge pops one entry and
         /// pushes at most two (the size grows by at most one per merge; there are at most n − 1 merges).
         private(set) var heap = UnsafeMutablePointer<UInt64>.allocate(capacity: 2)
@@ -28,13 +30,14 @@ enum BPE {
         init() {}
 
         deinit {
-            sym.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
+            sym.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate(); offsets.deallocate()
         }
 
         func reserve(_ n: Int) {
             guard n > capacity else { return }
             let c = max(n, capacity * 2, 256)
-            sym.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate()
+            sym.deallocate(); next.deallocate(); prev.deallocate(); heap.deallocate(); offsets.deallocate()
+            offsets = .allocate(capacity: c + 1)
             sym = .allocate(capacity: c)
             next = .allocate(capacity: c)
             prev = .allocate(capacity: c)
@@ -70,11 +73,16 @@ enum BPE {
         }
         next[n - 1] = -1
         if n >= BucketQueue.threshold {
-            if ws.buckets == nil || ws.buckets!.ranks < Int(merges.maxRank) + 1 { ws.buckets = BucketQueue(ranks: Int(merges.maxRank) + 1) }
-            let q = ws.buckets!
+            // moved out of the workspace for the duration (a local struct: no dynamic exclusivity checks)
+            var q = ws.buckets.take() ?? BucketQueue(ranks: Int(merges.maxRank) + 1)
+            if q.ranks < Int(merges.maxRank) + 1 { q = BucketQueue(ranks: Int(merges.maxRank) + 1) }
             q.reset()
+            defer { ws.buckets = q }
+            var lastPair: UInt64 = .max, lastMerge: UInt64? = nil   // runs of one symbol: one lookup
             for i in 0..<(n - 1) {
-                if let m = merges.get(sym[i], sym[i + 1]) {
+                let key = PairTable.key(sym[i], sym[i + 1])
+                if key != lastPair { lastPair = key; lastMerge = merges.get(sym[i], sym[i + 1]) }
+                if let m = lastMerge {
                     q.push((m >> 32) << 32 | UInt64(i))
                     if tracking { record(&tracker, merged: Int32(truncatingIfNeeded: m), sym[i], sym[i + 1]) }
                 }
@@ -211,7 +219,7 @@ enum BPE {
 /// One deque per rank kept sorted by position (while a rank's pairs are merged left to right the new pairs arrive in
 /// position order, so nearly every push is an append: sequential memory, O(1)); the rare push that would break a
 /// deque's order goes to a small binary heap. The smallest non-empty rank comes from a three-level bitset.
-final class BucketQueue {
+struct BucketQueue {
     static let threshold = 4096
 
     let ranks: Int
@@ -232,7 +240,7 @@ final class BucketQueue {
         bits2 = Array(repeating: 0, count: (bits1.count + 63) / 64)
     }
 
-    func reset() {
+    mutating func reset() {
         for r in touched {
             store[Int(r)].removeAll(keepingCapacity: store[Int(r)].capacity <= 1 << 16)
             head[Int(r)] = 0
@@ -242,13 +250,13 @@ final class BucketQueue {
         overflow.removeAll(keepingCapacity: true)
     }
 
-    @inline(__always) private func set(_ r: Int) {
+    @inline(__always) private mutating func set(_ r: Int) {
         bits0[r >> 6] |= 1 << UInt64(r & 63)
         bits1[r >> 12] |= 1 << UInt64((r >> 6) & 63)
         bits2[r >> 18] |= 1 << UInt64((r >> 12) & 63)
     }
 
-    @inline(__always) private func clear(_ r: Int) {
+    @inline(__always) private mutating func clear(_ r: Int) {
         bits0[r >> 6] &= ~(1 << UInt64(r & 63))
         if bits0[r >> 6] == 0 {
             bits1[r >> 12] &= ~(1 << UInt64((r >> 6) & 63))
@@ -266,7 +274,7 @@ final class BucketQueue {
         return nil
     }
 
-    @inline(__always) func push(_ key: UInt64) {
+    @inline(__always) mutating func push(_ key: UInt64) {
         let r = Int(key >> 32), pos = UInt32(truncatingIfNeeded: key)
         let h = head[r]
         if store[r].count == h {
@@ -292,7 +300,7 @@ final class BucketQueue {
         }
     }
 
-    @inline(__always) func pop() -> UInt64? {
+    @inline(__always) mutating func pop() -> UInt64? {
         var best: UInt64 = .max
         let r = firstRank()
         if let r { best = UInt64(r) << 32 | UInt64(store[r][head[r]]) }

@@ -221,8 +221,7 @@ struct SentencePieceTokenizer: Sendable {
     private func encodeSymbols(_ p: UnsafeBufferPointer<UInt8>, _ ws: BPE.Workspace, _ out: inout [Int32], _ prevUnk: inout Bool) {
         ws.reserve(p.count)
         let sym = ws.sym
-        var offsets = [Int32]()
-        offsets.reserveCapacity(p.count + 1)
+        let offsets = ws.offsets   // byte offset of each initial symbol (the text of an unknown character)
         var n = 0
         var i = 0
         let hasUser = !userDefined.isEmpty
@@ -230,7 +229,7 @@ struct SentencePieceTokenizer: Sendable {
         var spaceID = symbolIDs.get(SentencePieceTokenizer.space)
         if spaceID < 0 { spaceID = other }
         while i < p.count {
-            offsets.append(Int32(i))
+            offsets[n] = Int32(i)
             if hasUser, let m = userDefined.longest(p, at: i) {
                 sym[n] = -(m.value + 2)
                 i = m.end
@@ -252,12 +251,8 @@ struct SentencePieceTokenizer: Sendable {
             }
             n += 1
         }
-        offsets.append(Int32(p.count))
-        var tracker: BPE.UnusedTracker? = isUnused.map { BPE.UnusedTracker(isUnused: $0) }
-        var result: [(Int32, Int, Int)] = []
-        result.reserveCapacity(n)
-        BPE.merge(ws, count: n, merges: merges, tracker: &tracker) { s, start, end in result.append((s, start, end)) }
-        for (s, start, end) in result {
+        offsets[n] = Int32(p.count)
+        func output(_ s: Int32, _ start: Int, _ end: Int, _ tracker: BPE.UnusedTracker?) {
             if s < 0 {
                 emitPiece(-s - 2, &out, &prevUnk)
             } else if s < vocab {
@@ -271,6 +266,16 @@ struct SentencePieceTokenizer: Sendable {
                 let text = k == syntheticBytes.count - 1 ? Array(p[Int(offsets[start])..<Int(offsets[end])]) : syntheticBytes[k]
                 emit(syntheticOut[k], text, &out, &prevUnk)
             }
+        }
+        var tracker: BPE.UnusedTracker? = isUnused.map { BPE.UnusedTracker(isUnused: $0) }
+        if tracker == nil {
+            BPE.merge(ws, count: n, merges: merges, tracker: &tracker) { s, start, end in output(s, start, end, nil) }
+        } else {
+            // UNUSED pieces are split back after merging, with the splits recorded during it
+            var result: [(Int32, Int, Int)] = []
+            result.reserveCapacity(n)
+            BPE.merge(ws, count: n, merges: merges, tracker: &tracker) { s, start, end in result.append((s, start, end)) }
+            for (s, start, end) in result { output(s, start, end, tracker) }
         }
     }
 

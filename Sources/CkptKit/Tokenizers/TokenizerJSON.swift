@@ -4,6 +4,8 @@
 /// component, option or pattern is refused with a named `TokenizerError`.
 extension HFTokenizer {
     static let maxFileSize = 64 << 20
+    /// Real vocabularies stay below 300k ids; a larger id is a broken file, not a reason to allocate gigabytes.
+    static let maxTokenID = 1 << 24
 
     init(tokenizerJSON path: String) throws {
         let f = try MappedFile(path: path)
@@ -52,7 +54,9 @@ extension HFTokenizer {
         var reverse: [(Int, [UInt8])] = []
         reverse.reserveCapacity(vocabMembers.count)
         for (key, v) in vocabMembers {
-            guard let id = v.unsignedValue, id < Int(Int32.max) else { throw fail("model.vocab[\(JSONWriter.compact(.string(key)))] is not a token id") }
+            guard let id = v.unsignedValue, id < HFTokenizer.maxTokenID else {
+                throw fail("model.vocab[\(JSONWriter.compact(.string(key)))] is not a token id below \(HFTokenizer.maxTokenID)")
+            }
             let k = Array(key.utf8)
             vocab.set(k, Int32(id))
             reverse.append((id, k))
@@ -137,6 +141,7 @@ extension HFTokenizer {
                     id = maxAdded >= Int32(modelSize) || modelSize == 0 ? maxAdded + 1 : Int32(modelSize)
                 }
             }
+            guard Int(id) < HFTokenizer.maxTokenID else { throw fail("added token ids run past \(HFTokenizer.maxTokenID)") }
             t.id = id
             maxAdded = max(maxAdded, id)
             byContent.set(t.content, id)
