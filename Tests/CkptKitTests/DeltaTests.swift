@@ -116,9 +116,9 @@ import Testing
             }
             #expect(got == code, "\(name)")
             if let tensor = c["tensor"]?.stringValue {
-                do {
+                expectError(DeltaError.self, "\(name)") {
                     _ = try Delta.apply(base: base, delta: delta, target: out, options: .init(), context: RunContext(command: ["t"], showProgress: false))
-                } catch let e as DeltaError { #expect(e.tensor == tensor, "\(name)") }
+                } check: { #expect($0.tensor == tensor, "\(name)") }
             }
             let r = try CLI.run(["apply-delta", "--base", base, "--delta", delta, "--target", out] + (strict ? ["--strict"] : []))
             #expect(r.status == 1, "\(name): \(r.stderr)")

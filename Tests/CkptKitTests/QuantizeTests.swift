@@ -52,7 +52,8 @@ import Testing
         let out = tmp.sub(name + ".gguf")
         let r = try CLI.run(["convert", Fx.path(model), out, "--to", "gguf", "--dtype", type, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
-        if FileManager.default.fileExists(atPath: Fx.path("quant/gguf/\(name).gguf")) {
+        // The converter's own files committed for these (Fixtures/generate_quant.py GGUF_KEEP): a missing one fails.
+        if ["tiny-llama-f16", "tiny-llama-q8_0", "tiny-llama-gqa-q8_0"].contains(name) {
             #expect(try Fx.bytes(out) == Fx.bytes(Fx.path("quant/gguf/\(name).gguf")))
         }
         let ref = try Fx.json("quant/gguf/\(name).json")
@@ -93,7 +94,7 @@ import Testing
             let got = errorCode { let f = try GGUFFile(path: path); for t in f.tensors { _ = t.sha256() } }
             #expect(got == want, "\(name): expected \(want ?? "success"), got \(got ?? "success")")
             if let tensor = c["tensor"]?.stringValue {
-                do { _ = try GGUFFile(path: path) } catch let e as GGUFError { #expect(e.tensor == tensor, "\(name)") }
+                expectError(GGUFError.self, "\(name)") { _ = try GGUFFile(path: path) } check: { #expect($0.tensor == tensor, "\(name)") }
             }
             let r = try CLI.run(["inspect", path])
             #expect(r.status == (want == nil ? 0 : 1), "\(name): \(r.stderr)")

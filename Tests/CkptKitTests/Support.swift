@@ -39,11 +39,24 @@ final class TempDir {
 
 /// Runs the built `ckpt` executable.
 struct CLI {
-    static var executable: String {
+    /// The binary under test: CKPT_TEST_BINARY (what `make test` sets: the release build it just made), else the debug
+    /// build — which must be newer than every source file, or the tests would run a stale binary.
+    static let executable: String = {
         if let b = ProcessInfo.processInfo.environment["CKPT_TEST_BINARY"] { return b }
-        let candidates = [Fx.root + "/.build/debug/ckpt", Fx.root + "/.build/release/ckpt"]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
-    }
+        let bin = Fx.root + "/.build/debug/ckpt"
+        let fm = FileManager.default
+        guard let built = (try? fm.attributesOfItem(atPath: bin))?[.modificationDate] as? Date else {
+            fatalError("no ckpt binary at \(bin): run `swift build` (or `make test`, which sets CKPT_TEST_BINARY)")
+        }
+        let sources = fm.enumerator(atPath: Fx.root + "/Sources")
+        while let rel = sources?.nextObject() as? String {
+            guard rel.hasSuffix(".swift") || rel.hasSuffix(".c") || rel.hasSuffix(".h") else { continue }
+            if let m = (try? fm.attributesOfItem(atPath: Fx.root + "/Sources/" + rel))?[.modificationDate] as? Date, m > built {
+                fatalError("\(bin) is older than Sources/\(rel): run `swift build` first (or `make test`)")
+            }
+        }
+        return bin
+    }()
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
@@ -80,6 +93,18 @@ struct CLI {
         while !t.isFinished { usleep(1000) }
         return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// Runs `body`, which must throw an `E`: records an issue when it throws nothing or another error; else `check`s it.
+func expectError<E: Error>(_: E.Type, _ label: String, _ body: () throws -> Void, check: (E) -> Void) {
+    do {
+        try body()
+        Issue.record("\(label): expected \(E.self), nothing was thrown")
+    } catch let e as E {
+        check(e)
+    } catch {
+        Issue.record("\(label): expected \(E.self), got \(type(of: error)): \(error)")
     }
 }
 

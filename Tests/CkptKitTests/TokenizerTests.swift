@@ -54,6 +54,11 @@ enum TokFx {
 }
 
 @Suite struct TokenizerReferenceTests {
+    /// Deleting a corpus expectation must fail, not silently drop that kind from the comparison.
+    @Test func corpusKindsAreAllThere() {
+        #expect(TokFx.corpusNames.count == 14, "corpus expectations for \(TokFx.corpusNames.count) kinds, 14 expected")
+    }
+
     /// Every fixture string: ids (with and without special tokens), tokens and both decodes equal the reference's;
     /// decode-only cases (byte runs with invalid UTF-8, control ids around text) too.
     @Test(arguments: TokFx.names)
