@@ -105,12 +105,7 @@ public struct Journal: Sendable, Equatable {
 
     public static func read(path: String) throws -> Journal? {
         guard Sys.linkStatus(path) != nil else { return nil }
-        let file = try MappedFile(path: path)
-        guard file.size <= 64 << 20 else { throw OutputError.journalUnreadable(path: path, detail: "larger than 64 MiB") }
-        let v: JSON
-        do { v = try JSONParser.parse(file.all) } catch {
-            throw OutputError.journalUnreadable(path: path, detail: error.description)
-        }
+        let v = try JSONFile.read(path, limit: Limits.journal) { OutputError.journalUnreadable(path: path, detail: $0) }
         guard let format = v["format"]?.stringValue, formats.contains(format),
               let cmd = v["command"]?.arrayValue?.compactMap(\.stringValue),
               let inputs = v["inputs"]?.arrayValue?.compactMap(\.stringValue),

@@ -52,21 +52,14 @@ public struct LlamaConfig: Sendable, Equatable {
     /// The raw JSON, kept so that rewriting config.json changes only what ckpt means to change.
     public var json: JSON
 
-    /// Any small JSON side file (config, tokenizer_config, tokenizer.json), size-limited.
+    /// Any small JSON side file (config, tokenizer_config, …; tokenizer.json with its own cap).
     public static func readJSON(_ path: String) throws -> JSON {
-        let file = try MappedFile(path: path)
-        guard file.size <= 64 << 20 else { throw ConfigError.unreadable(file: path, detail: "larger than 64 MiB") }
-        do { return try JSONParser.parse(file.all) } catch { throw ConfigError.unreadable(file: path, detail: error.description) }
+        let limit = Path.baseName(path) == "tokenizer.json" ? Limits.tokenizerJSON : Limits.configJSON
+        return try JSONFile.read(path, limit: limit) { ConfigError.unreadable(file: path, detail: $0) }
     }
 
     public static func read(path: String) throws -> LlamaConfig {
-        let file = try MappedFile(path: path)
-        guard file.size <= 16 << 20 else { throw ConfigError.unreadable(file: path, detail: "larger than 16 MiB") }
-        let json: JSON
-        do { json = try JSONParser.parse(file.all) } catch {
-            throw ConfigError.unreadable(file: path, detail: error.description)
-        }
-        return try LlamaConfig(json: json, file: path)
+        try LlamaConfig(json: readJSON(path), file: path)
     }
 
     public init(json: JSON, file: String) throws(ConfigError) {

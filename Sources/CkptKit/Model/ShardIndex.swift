@@ -12,18 +12,11 @@ public struct ShardIndex: Sendable {
     }
 
     /// Index files are small; anything past this is not an index.
-    public static let maxSize = 256 << 20
+    public static let maxSize = Limits.shardIndex
 
     public init(path: String) throws {
         self.path = path
-        let file = try MappedFile(path: path)
-        guard file.size <= ShardIndex.maxSize else {
-            throw ModelError.indexUnreadable(index: path, detail: "\(file.size) bytes, larger than any index")
-        }
-        let json: JSON
-        do { json = try JSONParser.parse(file.all) } catch {
-            throw ModelError.indexUnreadable(index: path, detail: error.description)
-        }
+        let json = try JSONFile.read(path, limit: Limits.shardIndex) { ModelError.indexUnreadable(index: path, detail: $0) }
         guard let map = json["weight_map"]?.objectMembers else { throw ModelError.indexMissingWeightMap(index: path) }
         var entries: [(tensor: String, shard: String)] = []
         entries.reserveCapacity(map.count)

@@ -11,9 +11,7 @@ public struct TokenizerFiles {
 
     private func json(_ name: String) throws -> JSON? {
         guard folder.sideFiles.contains(name) else { return nil }
-        let f = try MappedFile(path: folder.path(of: name))
-        guard f.size <= 64 << 20 else { throw ConfigError.unreadable(file: f.path, detail: "larger than 64 MiB") }
-        do { return try JSONParser.parse(f.all) } catch { throw ConfigError.unreadable(file: f.path, detail: error.description) }
+        return try LlamaConfig.readJSON(folder.path(of: name))
     }
 
     /// Tokens the tokenizer defines: SentencePiece pieces plus added tokens with higher ids (or tokenizer.json's

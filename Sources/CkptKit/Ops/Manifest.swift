@@ -64,13 +64,7 @@ public struct Manifest: Sendable, Equatable {
     }
 
     public static func read(path: String) throws -> Manifest {
-        let f = try MappedFile(path: path)
-        guard f.size <= 256 << 20 else { throw ManifestError.invalid(file: path, detail: "larger than 256 MiB") }
-        do {
-            return try Manifest(json: JSONParser.parse(f.all), path: path)
-        } catch let e as JSONParseError {
-            throw ManifestError.invalid(file: path, detail: e.description)
-        }
+        try Manifest(json: JSONFile.read(path, limit: Limits.manifest) { ManifestError.invalid(file: path, detail: $0) }, path: path)
     }
 
     /// Computes the manifest of a model: each file's hash and each tensor's, on all cores. Per weight file, one

@@ -131,9 +131,7 @@ public struct Tokenizer: Sendable {
         func read(_ name: String) throws -> JSON? {
             let p = Path.join(folder, name)
             guard Sys.status(p) != nil else { return nil }
-            let f = try MappedFile(path: p)
-            guard f.size <= 16 << 20 else { throw TokenizerError.malformed(file: p, detail: "larger than 16 MiB") }
-            do { return try JSONParser.parse(f.all) } catch { throw TokenizerError.malformed(file: p, detail: error.description) }
+            return try JSONFile.read(p, limit: Limits.configJSON) { TokenizerError.malformed(file: p, detail: $0) }
         }
         func name(_ v: JSON?) -> String? { v?.stringValue ?? v?["content"]?.stringValue }
         for file in ["tokenizer_config.json", "special_tokens_map.json"] {

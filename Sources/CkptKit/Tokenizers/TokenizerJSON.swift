@@ -3,15 +3,12 @@
 /// byte fallback) and byte-level BPE (LLaMA-3 / Qwen2 Split pattern + ByteLevel, NFC normalizer). Every other
 /// component, option or pattern is refused with a named `TokenizerError`.
 extension HFTokenizer {
-    static let maxFileSize = 64 << 20
+    static let maxFileSize = Limits.tokenizerJSON
     /// Real vocabularies stay below 300k ids; a larger id is a broken file, not a reason to allocate gigabytes.
     static let maxTokenID = 1 << 24
 
     init(tokenizerJSON path: String) throws {
-        let f = try MappedFile(path: path)
-        guard f.size <= HFTokenizer.maxFileSize else { throw TokenizerError.malformed(file: path, detail: "larger than 64 MiB") }
-        let json: JSON
-        do { json = try JSONParser.parse(f.all) } catch { throw TokenizerError.malformed(file: path, detail: error.description) }
+        let json = try JSONFile.read(path, limit: HFTokenizer.maxFileSize) { TokenizerError.malformed(file: path, detail: $0) }
         try self.init(json: json, path: path)
     }
 

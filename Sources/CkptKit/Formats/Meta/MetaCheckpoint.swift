@@ -42,10 +42,7 @@ public struct MetaParams: Sendable {
     public var normEpsText: String
 
     public static func read(path: String) throws -> MetaParams {
-        let f = try MappedFile(path: path)
-        guard f.size <= 1 << 20 else { throw MetaError.invalidParams(file: path, key: "", detail: "larger than 1 MiB") }
-        let j: JSON
-        do { j = try JSONParser.parse(f.all) } catch { throw MetaError.invalidParams(file: path, key: "", detail: error.description) }
+        let j = try JSONFile.read(path, limit: Limits.configJSON) { MetaError.invalidParams(file: path, key: "", detail: $0) }
         func int(_ k: String, default d: Int? = nil) throws -> Int {
             guard let v = j[k], !v.isNull else {
                 if let d { return d }
