@@ -112,7 +112,7 @@ struct RunSummary {
             if let plan {
                 members += [("dry_run", .bool(true)), ("plan", plan.json)]
             } else {
-                members += [("tensors", .int(tensors)), ("bytes", .int(bytes)), ("seconds", .number(Format.fixed(seconds, 3))),
+                members += [("tensors", .int(tensors)), ("bytes", .int(bytes)), ("seconds", .number(NumberFormat.fixed(seconds, 3))),
                             ("files", .object(files.map { ($0.0, .string($0.1)) })), ("reused", .array(reused.map { .string($0) })),
                             ("up_to_date", .bool(upToDate))]
             }
@@ -124,8 +124,8 @@ struct RunSummary {
         if o.quiet { return }
         for (arg, path) in resolved { Sys.writeStderr("ckpt: note: \(arg) is the cached snapshot \(path)\n") }
         if let plan {
-            var s = "dry run: nothing written. \(output) would get \(plan.tensors) tensors, \(Format.bytes(plan.bytes)) in \(plan.files.count) files:\n"
-            s += Table.render(headers: ["file", "bytes"], rows: plan.files.map { [$0.name, Format.grouped($0.bytes)] }, rightAligned: [1])
+            var s = "dry run: nothing written. \(output) would get \(plan.tensors) tensors, \(NumberFormat.bytes(plan.bytes)) in \(plan.files.count) files:\n"
+            s += Table.render(headers: ["file", "bytes"], rows: plan.files.map { [$0.name, NumberFormat.grouped($0.bytes)] }, rightAligned: [1])
             s += Table.render(headers: ["operation", "tensors"], rows: plan.operations.map { [$0.0, String($0.1)] }, rightAligned: [1])
             Sys.writeStdout(s)
             return
@@ -136,7 +136,7 @@ struct RunSummary {
         }
         if !extraText.isEmpty { Sys.writeStdout(extraText); return }
         let rate = Double(bytes) / max(seconds, 1e-9)
-        var line = "wrote \(output): \(tensors) tensors, \(Format.bytes(bytes)) in \(files.count) files, \(Format.fixed(seconds, 2)) s (\(Format.bytes(Int(rate)))/s)"
+        var line = "wrote \(output): \(tensors) tensors, \(NumberFormat.bytes(bytes)) in \(files.count) files, \(NumberFormat.fixed(seconds, 2)) s (\(NumberFormat.bytes(Int(rate)))/s)"
         if !reused.isEmpty { line += "; resumed: \(reused.count) file\(reused.count == 1 ? "" : "s") already done" }
         Sys.writeStdout(line + "\n")
     }

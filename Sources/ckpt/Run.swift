@@ -48,8 +48,8 @@ struct Run: ParsableCommand {
             if r.generated.count < n && promptTokens + r.generated.count >= context && r.generated.last != tok.eosID {
                 Sys.writeStderr("ckpt: note: stopped at the model's context of \(context) tokens\n")
             }
-            Sys.writeStderr("prefill: \(r.promptTokens) tokens, \(Format.fixed(Double(r.promptTokens) / max(r.prefillSeconds, 1e-9), 1)) tokens/s; "
-                + "generation: \(r.generated.count) tokens, \(Format.fixed(Double(r.generated.count) / max(r.generateSeconds, 1e-9), 1)) tokens/s\n")
+            Sys.writeStderr("prefill: \(r.promptTokens) tokens, \(NumberFormat.fixed(Double(r.promptTokens) / max(r.prefillSeconds, 1e-9), 1)) tokens/s; "
+                + "generation: \(r.generated.count) tokens, \(NumberFormat.fixed(Double(r.generated.count) / max(r.generateSeconds, 1e-9), 1)) tokens/s\n")
         }
     }
 }

@@ -67,7 +67,7 @@ case "read":
         }
     }
     let secs = Sys.now() - start
-    print("read \(total) bytes in \(Format.fixed(secs, 3)) s (checksum \(acc.wrappedSum()))")
+    print("read \(total) bytes in \(NumberFormat.fixed(secs, 3)) s (checksum \(acc.wrappedSum()))")
     if Sys.environment("CKPT_BENCH_STATUS") != nil, let f = try? MappedFile(path: "/proc/self/status") {
         _ = f
     }
@@ -190,7 +190,7 @@ case "forward":
         bestPrefill = min(bestPrefill, t1 - t0)
         bestGen = min(bestGen, Sys.now() - t1)
     }
-    print("\(Format.fixed(32 / bestPrefill, 1)) \(Format.fixed(32 / bestGen, 2))")
+    print("\(NumberFormat.fixed(32 / bestPrefill, 1)) \(NumberFormat.fixed(32 / bestGen, 2))")
 case "q8-kernel":
     // Q8_0 kernel alone on N f32 values in memory (the same generator as q8_kernel.py): best of 5, values/s.
     guard args.count == 3, let n = Int(args[2]), n % 32 == 0 else { fail("usage: ckpt-bench q8-kernel N") }

@@ -401,3 +401,10 @@ public enum JSONWriter {
         }
     }
 }
+
+extension JSON {
+    /// Sets `key` in an object's members: replaced in place when present (order kept), appended otherwise.
+    public static func set(_ members: inout [(String, JSON)], _ key: String, _ value: JSON) {
+        if let i = members.firstIndex(where: { $0.0 == key }) { members[i].1 = value } else { members.append((key, value)) }
+    }
+}

@@ -19,7 +19,7 @@ public enum Limits {
 public enum JSONFile {
     public static func read(_ path: String, limit: Int, error wrap: (String) -> any Error) throws -> JSON {
         let f = try MappedFile(path: path)
-        guard f.size <= limit else { throw wrap("\(Format.grouped(f.size)) bytes, larger than \(Format.bytes(limit))") }
+        guard f.size <= limit else { throw wrap("\(NumberFormat.grouped(f.size)) bytes, larger than \(NumberFormat.bytes(limit))") }
         do { return try JSONParser.parse(f.all) } catch { throw wrap(error.description) }
     }
 }

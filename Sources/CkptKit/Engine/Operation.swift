@@ -148,7 +148,7 @@ public enum PlanError: CkptError {
     public var description: String {
         switch self {
         case let .insufficientSpace(p, n, a):
-            "\(p): not enough free disk space: the output needs \(Format.bytes(n)), \(Format.bytes(a)) are free"
+            "\(p): not enough free disk space: the output needs \(NumberFormat.bytes(n)), \(NumberFormat.bytes(a)) are free"
         case let .sameInputAndOutput(i, o):
             "output \(o) is the input \(i); write to a different folder"
         case let .rowTooLarge(t, n, c):

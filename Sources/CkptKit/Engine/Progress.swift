@@ -37,8 +37,8 @@ public final class Progress: Sendable {
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let rate = Double(done) / max(now - start, 1e-6)
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        Sys.writeStderr("\r\(label) \(bar) \(Format.fixed(f * 100, 0))%  \(Format.bytes(done)) of \(Format.bytes(total))  "
-            + "\(Format.bytes(Int(rate)))/s  ETA \(Int(eta) / 60):\(Format.twoDigits(Int(eta) % 60)) ")
+        Sys.writeStderr("\r\(label) \(bar) \(NumberFormat.fixed(f * 100, 0))%  \(NumberFormat.bytes(done)) of \(NumberFormat.bytes(total))  "
+            + "\(NumberFormat.bytes(Int(rate)))/s  ETA \(Int(eta) / 60):\(NumberFormat.twoDigits(Int(eta) % 60)) ")
     }
 
     /// Clears the line.

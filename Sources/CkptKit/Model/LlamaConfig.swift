@@ -143,8 +143,8 @@ public struct LlamaConfig: Sendable, Equatable {
     public var summary: String {
         var s = "\(modelType ?? "model"): hidden \(hiddenSize), intermediate \(intermediateSize), layers \(numHiddenLayers), "
         s += "heads \(numAttentionHeads) (kv \(numKeyValueHeads), head_dim \(headDim)), vocab \(vocabSize), "
-        s += "rms_norm_eps \(Format.number(rmsNormEps)), rope_theta \(Format.number(ropeTheta))"
-        if let r = ropeScaling { s += ", rope_scaling \(r.type)\(r.factor.map { " ×\(Format.number($0))" } ?? "")" }
+        s += "rms_norm_eps \(NumberFormat.number(rmsNormEps)), rope_theta \(NumberFormat.number(ropeTheta))"
+        if let r = ropeScaling { s += ", rope_scaling \(r.type)\(r.factor.map { " ×\(NumberFormat.number($0))" } ?? "")" }
         s += ", tied embeddings \(tieWordEmbeddings ? "yes" : "no")"
         if let d = torchDType { s += ", dtype \(d)" }
         return s

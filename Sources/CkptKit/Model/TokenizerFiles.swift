@@ -65,13 +65,13 @@ public struct TokenizerFiles {
         rewritten["added_tokens.json"] = JSONWriter.python(.object(added), sortKeys: false) + "\n"
 
         var special = try json("special_tokens_map.json")?.objectMembers ?? []
-        Delta.set(&special, "pad_token", .string(pad))
+        JSON.set(&special, "pad_token", .string(pad))
         rewritten["special_tokens_map.json"] = JSONWriter.python(.object(special), sortKeys: false) + "\n"
 
         let entry: JSON = .object([("content", .string(pad)), ("lstrip", .bool(false)), ("normalized", .bool(false)),
                                    ("rstrip", .bool(false)), ("single_word", .bool(false)), ("special", .bool(true))])
         if var cfg = try json("tokenizer_config.json")?.objectMembers {
-            Delta.set(&cfg, "pad_token", .string(pad))
+            JSON.set(&cfg, "pad_token", .string(pad))
             if let i = cfg.firstIndex(where: { $0.0 == "added_tokens_decoder" }), var dec = cfg[i].1.objectMembers {
                 dec.append((String(n), entry))
                 cfg[i].1 = .object(dec)

@@ -49,9 +49,9 @@ public enum SanityError: CkptError, Equatable {
     public var description: String {
         switch self {
         case let .deltaLooksLikeWeights(p, m):
-            "\(p): looks like full model weights, not a delta (norm weights average \(Format.fixed(m, 3)), a delta's are near 0)"
+            "\(p): looks like full model weights, not a delta (norm weights average \(NumberFormat.fixed(m, 3)), a delta's are near 0)"
         case let .baseLooksLikeDelta(p, m):
-            "\(p): looks like a delta, not base weights (norm weights average \(Format.fixed(m, 3)), a trained model's are well above 0)"
+            "\(p): looks like a delta, not base weights (norm weights average \(NumberFormat.fixed(m, 3)), a trained model's are well above 0)"
         case let .outputImplausible(d): "the result would not look like a trained model: \(d)"
         }
     }
@@ -150,7 +150,7 @@ public enum Delta {
             if !norms.isEmpty {
                 let m = norms.reduce(0, +) / Double(norms.count)
                 if !WeightStatistics.plausibleNormMean.contains(m) {
-                    problems.append(.outputImplausible(detail: "norm weights would average \(Format.fixed(m, 4))"))
+                    problems.append(.outputImplausible(detail: "norm weights would average \(NumberFormat.fixed(m, 4))"))
                 }
             }
             if let e = plan.first(where: { $0.info.name == "model.embed_tokens.weight" }) {
@@ -253,9 +253,9 @@ extension Delta {
         let vocab = plan.first { $0.info.name == "model.embed_tokens.weight" }?.info.shape.first
         if config.sideFiles.contains("config.json"), let c = try config.config() {
             var members = c.json.objectMembers ?? []
-            if let vocab { set(&members, "vocab_size", .int(vocab)) }
+            if let vocab { JSON.set(&members, "vocab_size", .int(vocab)) }
             let key = members.contains { $0.0 == "dtype" } ? "dtype" : "torch_dtype"
-            set(&members, key, .string(dtype.torchName ?? "float16"))
+            JSON.set(&members, key, .string(dtype.torchName ?? "float16"))
             let text = JSONWriter.python(.object(members)) + "\n"
             files.append(.text("config.json", text))
         }
@@ -278,7 +278,4 @@ extension Delta {
         return files
     }
 
-    static func set(_ members: inout [(String, JSON)], _ key: String, _ value: JSON) {
-        if let i = members.firstIndex(where: { $0.0 == key }) { members[i].1 = value } else { members.append((key, value)) }
-    }
 }

@@ -114,7 +114,7 @@ public enum GGUFExport {
         let v = Double(n)
         let (scaled, suffix): (Double, String) = v > 1e12 ? (v * 1e-12, "T") : v > 1e9 ? (v * 1e-9, "B") : v > 1e6 ? (v * 1e-6, "M") : (v * 1e-3, "K")
         let digits = String(Int(scaled.rounded())).drop(while: { $0 == "0" }).count
-        return Format.fixed(scaled, max(2 - digits, 0)) + suffix
+        return NumberFormat.fixed(scaled, max(2 - digits, 0)) + suffix
     }
 
     /// `tokenizer.ggml.*` from tokenizer.model (SentencePiece), padded to vocab_size as the converter does.

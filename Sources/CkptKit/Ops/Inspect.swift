@@ -58,7 +58,7 @@ public struct InspectReport: Sendable {
             notes.append("zip CRC-32 verified for \(checked) entries")
         }
         if let idx = model.index, let total = idx.totalSize, total != model.totalBytes {
-            notes.append("index metadata.total_size is \(Format.grouped(total)) but the tensors hold \(Format.grouped(model.totalBytes)) bytes (informational)")
+            notes.append("index metadata.total_size is \(NumberFormat.grouped(total)) but the tensors hold \(NumberFormat.grouped(model.totalBytes)) bytes (informational)")
         }
         if let c = config {
             if let emb = model.tensor(named: "model.embed_tokens.weight"), emb.info.shape.first != c.vocabSize {
@@ -103,14 +103,14 @@ public struct InspectReport: Sendable {
 
     public var text: String {
         var out = "\(path): \(format), \(files.count) file\(files.count == 1 ? "" : "s"), \(rows.count) tensors, "
-        out += "\(Format.grouped(totalParameters)) parameters, \(Format.bytes(totalBytes))\n\n"
+        out += "\(NumberFormat.grouped(totalParameters)) parameters, \(NumberFormat.bytes(totalBytes))\n\n"
         let headers = ["name", "dtype", "shape", "params", "bytes", "file"]
         let cells = rows.map { [$0.name, $0.dtype.rawValue, TensorInfo(name: "", dtype: $0.dtype, shape: $0.shape).shapeDescription,
-                                Format.grouped($0.parameters), Format.grouped($0.bytes), $0.file] }
+                                NumberFormat.grouped($0.parameters), NumberFormat.grouped($0.bytes), $0.file] }
         out += Table.render(headers: headers, rows: cells, rightAligned: [3, 4])
         out += "\ntotals by dtype:\n"
         out += Table.render(headers: ["dtype", "params", "bytes", ""], rows: totalsByDType.map {
-            [$0.0.rawValue, Format.grouped($0.1), Format.grouped($0.2), Format.bytes($0.2)]
+            [$0.0.rawValue, NumberFormat.grouped($0.1), NumberFormat.grouped($0.2), NumberFormat.bytes($0.2)]
         }, rightAligned: [1, 2, 3])
         if let c = config { out += "\nconfig: \(c.summary)\n" }
         if let e = configError { out += "\nconfig: unreadable: \(e)\n" }
@@ -140,24 +140,5 @@ public struct InspectReport: Sendable {
         members.append(("notes", .array(notes.map { .string($0) })))
         members.append(("warnings", .array(warnings.map { .string($0) })))
         return .object(members)
-    }
-}
-
-/// Plain-text tables with aligned columns.
-public enum Table {
-    public static func render(headers: [String], rows: [[String]], rightAligned: Set<Int> = []) -> String {
-        var widths = headers.map { $0.count }
-        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
-        func line(_ cells: [String]) -> String {
-            var parts: [String] = []
-            for (i, c) in cells.enumerated() {
-                let pad = String(repeating: " ", count: max(0, widths[i] - c.count))
-                parts.append(rightAligned.contains(i) ? pad + c : (i == cells.count - 1 ? c : c + pad))
-            }
-            var s = parts.joined(separator: "  ")
-            while s.hasSuffix(" ") { s.removeLast() }
-            return s + "\n"
-        }
-        return line(headers) + rows.map(line).joined()
     }
 }

@@ -55,10 +55,10 @@ public enum MergeLoRA {
         var side: [SideFile] = []
         if model.sideFiles.contains("config.json") {
             var members = try LlamaConfig.readJSON(model.path(of: "config.json")).objectMembers ?? []
-            if let v = lora.vocabSize { Delta.set(&members, "vocab_size", .int(v)) }
-            if lora.untiedEmbeddings { Delta.set(&members, "tie_word_embeddings", .bool(false)) }
+            if let v = lora.vocabSize { JSON.set(&members, "vocab_size", .int(v)) }
+            if lora.untiedEmbeddings { JSON.set(&members, "tie_word_embeddings", .bool(false)) }
             let key = members.contains { $0.0 == "dtype" } ? "dtype" : "torch_dtype"
-            Delta.set(&members, key, .string(lora.dtype.torchName ?? "float16"))
+            JSON.set(&members, key, .string(lora.dtype.torchName ?? "float16"))
             side.append(.text("config.json", JSONWriter.python(.object(members)) + "\n"))
         }
         if model.sideFiles.contains("generation_config.json") {

@@ -66,12 +66,12 @@ public enum Quantize {
         public var text: String {
             if upToDate { return "up to date: \(output) (every file re-hashed and equal to the journal; nothing written)\n" }
             var out = Table.render(headers: ["tensor", "max |err|", "rel RMS err", "SNR dB", "bytes before", "after"], rows: rows.map {
-                [$0.name, sci($0.maxAbsError), sci($0.relRMSError), Format.fixed($0.snrDB, 2), Format.grouped($0.bytesBefore), Format.grouped($0.bytesAfter)]
+                [$0.name, sci($0.maxAbsError), sci($0.relRMSError), NumberFormat.fixed($0.snrDB, 2), NumberFormat.grouped($0.bytesBefore), NumberFormat.grouped($0.bytesAfter)]
             }, rightAligned: [1, 2, 3, 4, 5])
-            out += "total: max |err| \(sci(totalMaxAbsError)), rel RMS err \(sci(totalRelRMSError)), SNR \(Format.fixed(totalSNRDB, 2)) dB; "
-            out += "\(Format.bytes(bytesBefore)) → \(Format.bytes(bytesAfter)) (\(Format.fixed(Double(bytesAfter) / Double(max(bytesBefore, 1)) * 100, 1))%)\n"
+            out += "total: max |err| \(sci(totalMaxAbsError)), rel RMS err \(sci(totalRelRMSError)), SNR \(NumberFormat.fixed(totalSNRDB, 2)) dB; "
+            out += "\(NumberFormat.bytes(bytesBefore)) → \(NumberFormat.bytes(bytesAfter)) (\(NumberFormat.fixed(Double(bytesAfter) / Double(max(bytesBefore, 1)) * 100, 1))%)\n"
             for n in notes { out += "note: \(n)\n" }
-            out += "wrote \(output) in \(Format.fixed(seconds, 2)) s\n"
+            out += "wrote \(output) in \(NumberFormat.fixed(seconds, 2)) s\n"
             return out
         }
 
@@ -88,7 +88,7 @@ public enum Quantize {
                     ("bytes_before", .int(bytesBefore)), ("bytes_after", .int(bytesAfter)),
                 ])),
                 ("notes", .array(notes.map { .string($0) })),
-                ("seconds", .number(Format.fixed(seconds, 3))),
+                ("seconds", .number(NumberFormat.fixed(seconds, 3))),
                 ("up_to_date", .bool(upToDate)),
             ])
         }
@@ -208,7 +208,7 @@ public enum Quantize {
             ("version", .string(compressedTensorsVersion)),
         ])
         var members = config.objectMembers ?? []
-        Delta.set(&members, "quantization_config", block)
+        JSON.set(&members, "quantization_config", block)
         return JSONWriter.python(.object(members))  // the library writes no trailing newline
     }
 }

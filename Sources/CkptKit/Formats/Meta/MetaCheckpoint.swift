@@ -212,7 +212,7 @@ extension MetaCheckpoint {
             ("pad_token_id", .null),
             ("pretraining_tp", .int(1)),
             ("rms_norm_eps", .number(params.normEpsText)),
-            ("rope_parameters", .object([("rope_theta", .number(Format.pythonFloat(theta))), ("rope_type", .string("default"))])),
+            ("rope_parameters", .object([("rope_theta", .number(NumberFormat.pythonFloat(theta))), ("rope_type", .string("default"))])),
             ("tie_word_embeddings", .bool(false)),
             ("transformers_version", .string(Self.transformersVersion)),
             ("use_cache", .bool(true)),

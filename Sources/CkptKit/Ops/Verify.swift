@@ -50,7 +50,7 @@ public struct Verification: Sendable {
         do {
             model = try ModelFolder(path, revision: revision)
             add("structure", "files parse, index agrees with shards", .pass,
-                "\(model.weightFiles.count) file(s), \(model.tensors.count) tensors, \(Format.bytes(model.totalBytes))")
+                "\(model.weightFiles.count) file(s), \(model.tensors.count) tensors, \(NumberFormat.bytes(model.totalBytes))")
         } catch let e as CkptError {
             add("structure", "files parse, index agrees with shards", .fail, e.description)
             return
@@ -88,7 +88,7 @@ public struct Verification: Sendable {
         if let m = WeightStatistics.normMean(model.tensors) {
             let ok = WeightStatistics.plausibleNormMean.contains(m) && m >= WeightStatistics.deltaNormMean
             add("values", "norm weights look trained", ok ? .pass : .fail,
-                "mean \(Format.fixed(m, 4))" + (m < WeightStatistics.deltaNormMean ? " — near 0: this looks like a delta, not a model" : ""))
+                "mean \(NumberFormat.fixed(m, 4))" + (m < WeightStatistics.deltaNormMean ? " — near 0: this looks like a delta, not a model" : ""))
         }
         if let e = model.tensor(named: "model.embed_tokens.weight") ?? model.tensor(named: "token_embd.weight"), e.info.dtype.isFloat {
             let rms = WeightStatistics.meanAndRMS(e, rows: 0..<min(256, e.info.shape.first ?? 0)).rms
@@ -168,7 +168,7 @@ public struct Verification: Sendable {
                 // the vocabulary the weights are broken (a delta applied to the wrong base lands above the vocabulary).
                 let limit = Double(v) / Verification.perplexityFraction
                 add("inference", "perplexity (\(label))", ppl.isFinite && ppl <= limit ? .pass : .fail,
-                    "\(Format.fixed(ppl, 3)) over \(ids.count) tokens (a trained model stays below \(Format.fixed(limit, 0)); uniform guessing: \(v))")
+                    "\(NumberFormat.fixed(ppl, 3)) over \(ids.count) tokens (a trained model stays below \(NumberFormat.fixed(limit, 0)); uniform guessing: \(v))")
                 if let ref = refModel {
                     ref.reset()
                     let rl = try ref.forward(ids)
@@ -183,11 +183,11 @@ public struct Verification: Sendable {
                     let top1 = Double(agree) / Double(ids.count), meanKL = kl / Double(ids.count)
                     if sameKind {
                         add("inference", "logits vs reference (\(label))", Double(maxDelta) <= options.maxLogitDelta ? .pass : .fail,
-                            "max |Δlogit| \(maxDelta) (threshold \(options.maxLogitDelta)); top-1 \(Format.fixed(top1 * 100, 1))%; mean KL \(Float(meanKL))")
+                            "max |Δlogit| \(maxDelta) (threshold \(options.maxLogitDelta)); top-1 \(NumberFormat.fixed(top1 * 100, 1))%; mean KL \(Float(meanKL))")
                     } else {
                         let ok = top1 >= options.minTop1 && meanKL <= options.maxMeanKL
                         add("inference", "logits vs reference (\(label))", ok ? .pass : .fail,
-                            "top-1 agreement \(Format.fixed(top1 * 100, 1))% (≥ \(Format.fixed(options.minTop1 * 100, 0))%), mean KL \(Float(meanKL)) (≤ \(options.maxMeanKL)); max |Δlogit| \(maxDelta)")
+                            "top-1 agreement \(NumberFormat.fixed(top1 * 100, 1))% (≥ \(NumberFormat.fixed(options.minTop1 * 100, 0))%), mean KL \(Float(meanKL)) (≤ \(options.maxMeanKL)); max |Δlogit| \(maxDelta)")
                     }
                 }
             }

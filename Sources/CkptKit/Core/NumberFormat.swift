@@ -1,5 +1,5 @@
 /// Number and size formatting for human-readable output.
-public enum Format {
+public enum NumberFormat {
     /// 1234567 → "1,234,567".
     public static func grouped(_ n: Int) -> String {
         let s = String(n.magnitude)
