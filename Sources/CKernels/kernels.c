@@ -171,12 +171,9 @@ CKPT_AVX2 static void add_f32_avx2(const float *a, const float *b, float *out, s
 
 // MARK: - Dispatch
 
-static int g_force_portable = 0;
-
 static int use_avx2(void) {
 #ifdef CKPT_X86
     static int cached = -1;   // read and written atomically: kernels run on several threads
-    if (__atomic_load_n(&g_force_portable, __ATOMIC_RELAXED)) return 0;
     int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (v < 0) {
         __builtin_cpu_init();
@@ -191,7 +188,13 @@ static int use_avx2(void) {
 
 int ckpt_use_avx2(void) { return use_avx2(); }
 
-void ckpt_kernels_force_portable(int force) { __atomic_store_n(&g_force_portable, force, __ATOMIC_RELAXED); }
+// The portable variants, callable directly (tests compare them with the dispatched ones; no global switch).
+void ckpt_portable_f16_to_f32(const uint16_t *src, float *dst, size_t n) { f16_to_f32_portable(src, dst, n); }
+void ckpt_portable_f32_to_f16(const float *src, uint16_t *dst, size_t n) { f32_to_f16_portable(src, dst, n); }
+void ckpt_portable_bf16_to_f32(const uint16_t *src, float *dst, size_t n) { bf16_to_f32_portable(src, dst, n); }
+void ckpt_portable_f32_to_bf16(const float *src, uint16_t *dst, size_t n) { f32_to_bf16_portable(src, dst, n); }
+void ckpt_portable_add_f16(const uint16_t *a, const uint16_t *b, uint16_t *out, size_t n, int subtract) { add_f16_portable(a, b, out, n, subtract); }
+void ckpt_portable_add_f32(const float *a, const float *b, float *out, size_t n, int subtract) { add_f32_portable(a, b, out, n, subtract); }
 
 const char *ckpt_kernels_variant(void) { return use_avx2() ? "avx2+f16c" : "portable"; }
 

@@ -76,6 +76,10 @@ CKPT_AVX2 static void matmul_avx2(const float *x, size_t T, const void *w, int w
 }
 #endif
 
+void ckpt_portable_matmul(const float *x, size_t T, const void *w, int w_f16, size_t rows, size_t cols, float *y, size_t ldy) {
+    matmul_portable(x, T, w, w_f16, rows, cols, y, ldy);
+}
+
 void ckpt_matmul(const float *x, size_t T, const void *w, int w_f16, size_t rows, size_t cols, float *y, size_t ldy) {
 #ifdef CKPT_X86
     extern int ckpt_use_avx2(void);

@@ -199,6 +199,10 @@ void ckpt_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int 
         return;
     }
 #endif
+    ckpt_portable_ct_pack(src, rows, cols, group, dtype, packed, stats);
+}
+
+void ckpt_portable_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint8_t *packed, double *stats) {
     size_t stride = (cols + 3) / 4 * 4;
     for (size_t r = 0; r < rows; r++) {
         const float *row = src + r * cols;
@@ -257,6 +261,10 @@ void ckpt_ct_pack_scaled(const float *w, size_t n, uint16_t scale_bits, int dtyp
             if (fabs(e) > stats[2]) stats[2] = fabs(e);
         }
     }
+}
+
+void ckpt_portable_quantize_q8_0(const float *src, uint8_t *dst, size_t nblocks, double *stats) {
+    q8_0_portable(src, dst, nblocks, stats);
 }
 
 void ckpt_quantize_q8_0(const float *src, uint8_t *dst, size_t nblocks, double *stats) {

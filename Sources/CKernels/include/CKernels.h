@@ -17,8 +17,17 @@ extern "C" {
 
 /// Name of the instruction-set variant the dispatcher chose: "avx2+f16c" or "portable".
 const char *ckpt_kernels_variant(void);
-/// Force the portable variant (for tests comparing the two); 0 restores automatic choice.
-void ckpt_kernels_force_portable(int force);
+/// The portable variants of every kernel, callable directly so that tests compare them with the dispatched (AVX2)
+/// ones on the same inputs — no process-wide switch.
+void ckpt_portable_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void ckpt_portable_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+void ckpt_portable_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+void ckpt_portable_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+void ckpt_portable_add_f16(const uint16_t *a, const uint16_t *b, uint16_t *out, size_t n, int subtract);
+void ckpt_portable_add_f32(const float *a, const float *b, float *out, size_t n, int subtract);
+void ckpt_portable_quantize_q8_0(const float *src, uint8_t *dst, size_t nblocks, double *stats);
+void ckpt_portable_ct_pack(const float *src, size_t rows, size_t cols, size_t group, int dtype, uint8_t *packed, double *stats);
+void ckpt_portable_matmul(const float *x, size_t T, const void *w, int w_f16, size_t rows, size_t cols, float *y, size_t ldy);
 
 /// IEEE binary16 → binary32 (exact).
 void ckpt_f16_to_f32(const uint16_t *src, float *dst, size_t n);

@@ -6,8 +6,40 @@ public enum Kernels {
     /// The variant in use: "avx2+f16c" or "portable".
     public static var variant: String { String(cString: ckpt_kernels_variant()) }
 
-    /// Tests only: force the portable variant (true) or restore automatic choice (false).
-    public static func forcePortable(_ on: Bool) { ckpt_kernels_force_portable(on ? 1 : 0) }
+    /// The portable variants, called directly (tests compare them with the dispatched kernels on x86).
+    public enum Portable {
+        public static func toFloat32(_ src: UnsafeRawPointer, from: DType, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+            switch from {
+            case .F16: ckpt_portable_f16_to_f32(src.assumingMemoryBound(to: UInt16.self), dst, count)
+            case .BF16: ckpt_portable_bf16_to_f32(src.assumingMemoryBound(to: UInt16.self), dst, count)
+            default: Kernels.toFloat32(src, from: from, dst, count: count)
+            }
+        }
+        public static func fromFloat32(_ src: UnsafePointer<Float>, to: DType, _ dst: UnsafeMutableRawPointer, count: Int) {
+            switch to {
+            case .F16: ckpt_portable_f32_to_f16(src, dst.assumingMemoryBound(to: UInt16.self), count)
+            case .BF16: ckpt_portable_f32_to_bf16(src, dst.assumingMemoryBound(to: UInt16.self), count)
+            default: Kernels.fromFloat32(src, to: to, dst, count: count)
+            }
+        }
+        public static func addF16(_ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>, _ out: UnsafeMutablePointer<UInt16>, count: Int, subtract: Bool) {
+            ckpt_portable_add_f16(a, b, out, count, subtract ? 1 : 0)
+        }
+        public static func addF32(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int, subtract: Bool) {
+            ckpt_portable_add_f32(a, b, out, count, subtract ? 1 : 0)
+        }
+        public static func quantizeQ8_0(_ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, count: Int, stats: UnsafeMutablePointer<Double>?) {
+            ckpt_portable_quantize_q8_0(src, dst.assumingMemoryBound(to: UInt8.self), count / 32, stats)
+        }
+        public static func ctPack(_ src: UnsafePointer<Float>, rows: Int, cols: Int, group: Int, dtype: DType,
+                                  _ dst: UnsafeMutableRawPointer, stats: UnsafeMutablePointer<Double>?) {
+            ckpt_portable_ct_pack(src, rows, cols, group, Kernels.ctDType(dtype), dst.assumingMemoryBound(to: UInt8.self), stats)
+        }
+        public static func matmul(_ x: UnsafePointer<Float>, tokens: Int, _ w: UnsafeRawPointer, f16: Bool, rows: Int, cols: Int,
+                                  _ y: UnsafeMutablePointer<Float>, ldy: Int) {
+            ckpt_portable_matmul(x, tokens, w, f16 ? 1 : 0, rows, cols, y, ldy)
+        }
+    }
 
     /// Converts `count` elements of `src` (type `from`) into f32 at `dst`.
     public static func toFloat32(_ src: UnsafeRawPointer, from: DType, _ dst: UnsafeMutablePointer<Float>, count: Int) {
