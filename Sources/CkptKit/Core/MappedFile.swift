@@ -97,12 +97,6 @@ public final class MappedFile: @unchecked Sendable {
         Sys.advise(base + lo, size: hi - lo, .dontNeed)
     }
 
-    /// Starts reading `range` into the page cache asynchronously (MADV_WILLNEED); maps nothing.
-    public func readAhead(_ range: Range<Int>) {
-        guard let base, !ownsMemory, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
-        Sys.advise(base + range.lowerBound, size: range.count, .willNeed)
-    }
-
     /// Maps `range` now, in one call, just before it is used: page-faulting a streamed file one 4 KiB page at a time costs more than the
     /// copying and arithmetic done on it (measured: apply-delta 1.9× the I/O floor with faults, see `make bench`).
     public func prefetch(_ range: Range<Int>) {

@@ -96,11 +96,9 @@ public final class Engine {
     /// Streams one tensor's bytes into `writer`.
     public func stream(_ p: PlannedTensor, into writer: any CheckpointWriter) throws {
         let op = p.operation
-        let m = op.memory
         let context = PieceContext(a: BufferSlice(floatsA), b: BufferSlice(floatsB), output: BufferSlice(output), threads: threads)
-        _ = m
-        // (Reading the next piece ahead with MADV_WILLNEED was tried: on this kernel it maps what it reads, and peak
-        // RSS rose from 42 to 131 MiB on the 1B model for no measurable gain; each piece is mapped in one call instead.)
+        // (Reading the next piece ahead with MADV_WILLNEED was tried and gave no measurable gain; each piece is mapped
+        // in one call instead.)
         try forEachPiece(op, tensor: p.info.name) { piece in
             try Interrupts.check()
             let reads = op.reads(piece)

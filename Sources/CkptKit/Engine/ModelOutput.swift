@@ -186,22 +186,39 @@ public enum ModelOutput {
     static func onDisk(_ n: Int) -> Int { (n + 4095) / 4096 * 4096 }
 
     /// A Hugging Face folder: the shards of `layout`, its index, then `sideFiles`.
-    public static func write(_ plan: [PlannedTensor], layout: ShardLayout, sideFiles: [SideFile], run: OutputRun) throws -> OutputResult {
+    /// What both kinds of output do before writing: check the plan against the engine, answer a dry run, check free
+    /// space for `files` (less what an earlier run's files, reused or replaced, already take), trap interrupts, open
+    /// the target (lock, journal) — which may find the run already complete.
+    private enum Opened {
+        case done(OutputResult)
+        case write(Engine, Progress, OutputTarget)
+    }
+
+    private static func open(_ plan: [PlannedTensor], files: [(String, Int)], run: OutputRun, singleFile: Bool) throws -> Opened {
         let progress = Progress(label: run.label, total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: run.showProgress)
         let engine = Engine(progress: progress)
         try engine.check(plan)
-        let sizes = try layout.fileSizes() + sideFiles.map { ($0.name, $0.bytes) }
         if run.dryRun {
-            return OutputResult(path: run.path, files: [], reused: [], upToDate: false, plan: PlanDescription(plan: plan, files: sizes))
+            return .done(OutputResult(path: run.path, files: [], reused: [], upToDate: false, plan: PlanDescription(plan: plan, files: files)))
         }
-        // Free space for everything, less what an earlier run's files (reused or replaced) already take.
-        let needed = sizes.reduce(2 * 4096) { $0 + onDisk($1.1) }
-        let existing = try OutputTarget.existingBytes(journalPath: OutputTarget.journalPath(folder: run.path))
-        try PlanChecks.checkSpace(folder: run.path, bytes: max(0, needed - existing))
+        let needed = files.reduce(2 * 4096) { $0 + onDisk($1.1) }
+        let journal = singleFile ? OutputTarget.journalPath(file: run.path) : OutputTarget.journalPath(folder: run.path)
+        let existing = try OutputTarget.existingBytes(journalPath: journal)
+        try PlanChecks.checkSpace(folder: singleFile ? Path.parent(run.path) : run.path, bytes: max(0, needed - existing))
         Interrupts.install()
-        let target = try OutputTarget(folder: run.path, planned: sizes.map(\.0), command: run.command, identity: run.identity,
-                                      inputs: run.inputs, overwrite: run.overwrite)
-        if target.upToDate { return result(target) }
+        let target = singleFile
+            ? try OutputTarget(file: run.path, command: run.command, identity: run.identity, inputs: run.inputs, overwrite: run.overwrite)
+            : try OutputTarget(folder: run.path, planned: files.map(\.0), command: run.command, identity: run.identity,
+                               inputs: run.inputs, overwrite: run.overwrite)
+        return target.upToDate ? .done(result(target)) : .write(engine, progress, target)
+    }
+
+    public static func write(_ plan: [PlannedTensor], layout: ShardLayout, sideFiles: [SideFile], run: OutputRun) throws -> OutputResult {
+        let (engine, progress, target): (Engine, Progress, OutputTarget)
+        switch try open(plan, files: try layout.fileSizes() + sideFiles.map { ($0.name, $0.bytes) }, run: run, singleFile: false) {
+        case .done(let r): return r
+        case let .write(e, p, t): (engine, progress, target) = (e, p, t)
+        }
         let reused = Set(target.reused)
         let byName = Dictionary(plan.map { ($0.info.name, $0) }, uniquingKeysWith: { a, _ in a })
         let committer = Committer()
@@ -246,19 +263,11 @@ public enum ModelOutput {
     /// A single file (GGUF): `makeWriter` lays out the whole file for the plan's tensors.
     public static func writeFile(_ plan: [PlannedTensor], fileBytes: Int,
                                  makeWriter: (AtomicOutputFile) throws -> any CheckpointWriter, run: OutputRun) throws -> OutputResult {
-        let progress = Progress(label: run.label, total: plan.reduce(0) { $0 + $1.info.byteCount }, enabled: run.showProgress)
-        let engine = Engine(progress: progress)
-        try engine.check(plan)
-        if run.dryRun {
-            return OutputResult(path: run.path, files: [], reused: [], upToDate: false,
-                                plan: PlanDescription(plan: plan, files: [(Path.baseName(run.path), fileBytes)]))
+        let (engine, progress, target): (Engine, Progress, OutputTarget)
+        switch try open(plan, files: [(Path.baseName(run.path), fileBytes)], run: run, singleFile: true) {
+        case .done(let r): return r
+        case let .write(e, p, t): (engine, progress, target) = (e, p, t)
         }
-        let existing = try OutputTarget.existingBytes(journalPath: OutputTarget.journalPath(file: run.path))
-        try PlanChecks.checkSpace(folder: Path.parent(run.path), bytes: max(0, onDisk(fileBytes) + 2 * 4096 - existing))
-        Interrupts.install()
-        let target = try OutputTarget(file: run.path, command: run.command, identity: run.identity, inputs: run.inputs,
-                                      overwrite: run.overwrite)
-        if target.upToDate { return result(target) }
         let name = Path.baseName(run.path)
         let writer = try makeWriter(target.createFile(name))
         do {

@@ -92,7 +92,4 @@ public struct ShardLayout: Sendable {
         if let indexFileName { out.append((indexFileName, indexText.utf8.count)) }
         return out
     }
-
-    /// Bytes of all shard files (headers included) plus the index.
-    public func totalFileBytes() throws -> Int { try fileSizes().reduce(0) { $0 + $1.1 } }
 }

@@ -31,11 +31,6 @@ public struct StoredTensor: Sendable {
         file.prefetch((offset + range.lowerBound)..<(offset + range.upperBound))
     }
 
-    /// Starts reading bytes `range` of this tensor into the page cache without waiting (nothing is mapped).
-    public func readAhead(_ range: Range<Int>) {
-        file.readAhead((offset + range.lowerBound)..<(offset + range.upperBound))
-    }
-
     /// SHA-256 of the tensor's bytes as stored, streamed in chunks with page release.
     public func sha256() -> String { SHA256Hasher.hash(file: file, range: fileRange) }
 }

@@ -181,6 +181,13 @@ extension Delta {
     public static let tokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json",
                                         "special_tokens_map.json", "added_tokens.json"]
 
+    /// The output dtype in config.json members, as a merged `save_pretrained` writes it: the `dtype` key when the
+    /// config uses transformers 5's spelling, else `torch_dtype`.
+    static func setDType(_ members: inout [(String, JSON)], _ dtype: DType) {
+        let key = members.contains { $0.0 == "dtype" } ? "dtype" : "torch_dtype"
+        JSON.set(&members, key, .string(dtype.torchName ?? "float16"))
+    }
+
     /// `apply-delta`: target = base + delta.
     public static func apply(base: String, delta: String, target: String, revision: String? = nil, options: Options,
                              context: RunContext) throws -> Summary {
@@ -254,8 +261,7 @@ extension Delta {
         if config.sideFiles.contains("config.json"), let c = try config.config() {
             var members = c.json.objectMembers ?? []
             if let vocab { JSON.set(&members, "vocab_size", .int(vocab)) }
-            let key = members.contains { $0.0 == "dtype" } ? "dtype" : "torch_dtype"
-            JSON.set(&members, key, .string(dtype.torchName ?? "float16"))
+            setDType(&members, dtype)
             let text = JSONWriter.python(.object(members)) + "\n"
             files.append(.text("config.json", text))
         }

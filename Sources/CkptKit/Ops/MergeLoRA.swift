@@ -21,10 +21,9 @@ public enum MergeLoRA {
         }
     }
 
-    /// The tokenizer files a merged folder carries: the adapter's when it ships any (adapters that add tokens ship
-    /// their tokenizer), else the base's.
-    static let tokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                 "added_tokens.json"]
+    /// The tokenizer files a merged folder carries (apply-delta's list): the adapter's when it ships any (adapters
+    /// that add tokens ship their tokenizer), else the base's.
+    static let tokenizerFiles = Delta.tokenizerFiles
 
     public static func run(base: String, adapters: [String], target: String, revision: String? = nil, options: Options,
                            context: RunContext) throws -> Delta.Summary {
@@ -57,8 +56,7 @@ public enum MergeLoRA {
             var members = try LlamaConfig.readJSON(model.path(of: "config.json")).objectMembers ?? []
             if let v = lora.vocabSize { JSON.set(&members, "vocab_size", .int(v)) }
             if lora.untiedEmbeddings { JSON.set(&members, "tie_word_embeddings", .bool(false)) }
-            let key = members.contains { $0.0 == "dtype" } ? "dtype" : "torch_dtype"
-            JSON.set(&members, key, .string(lora.dtype.torchName ?? "float16"))
+            Delta.setDType(&members, lora.dtype)
             side.append(.text("config.json", JSONWriter.python(.object(members)) + "\n"))
         }
         if model.sideFiles.contains("generation_config.json") {

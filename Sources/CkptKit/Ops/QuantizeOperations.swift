@@ -111,6 +111,21 @@ public struct Q8_0Operation: TensorOperation {
     }
 }
 
+/// What both int8 operations refuse: a tensor that is not 2-D or has a zero-size dimension (named error); groups
+/// that do not divide the row are never planned (the plan lists such layers in `ignore`).
+private func checkInt8(_ source: StoredTensor, group: Int, grid: Grid) throws {
+    guard source.info.shape.count == 2, source.info.shape.allSatisfy({ $0 > 0 }) else {
+        throw PlanError.zeroSizeDimension(tensor: source.name, shape: source.info.shape, output: "a quantized tensor")
+    }
+    precondition(group > 0 && grid.cols % group == 0, "int8 groups must divide the row")
+}
+
+/// The bytes of a row-major source a piece reads: from its first element to its last.
+private func rowMajorRange(_ source: StoredTensor, _ grid: Grid, _ p: Piece) -> Range<Int> {
+    let size = source.info.dtype.size, rb = grid.cols * size
+    return (p.rows.lowerBound * rb + p.cols.lowerBound * size)..<((p.rows.upperBound - 1) * rb + p.cols.upperBound * size)
+}
+
 /// The scale of one compressed-tensors group whose values span more than a piece: its |w| maximum taken over the
 /// whole group first (a second read of its input, in pieces of buffer B).
 private func groupScaleBits(_ src: StoredTensor, cols: Int, row: Int, group g: Int, groupSize: Int, dtype: DType,
@@ -158,21 +173,13 @@ public struct CTPackOperation: TensorOperation {
                       splitsAlignmentUnits: true)
     }
 
-    public func check(output: TensorInfo) throws {
-        guard source.info.shape.count == 2, source.info.shape.allSatisfy({ $0 > 0 }) else {
-            throw PlanError.zeroSizeDimension(tensor: source.name, shape: source.info.shape, output: "a quantized tensor")
-        }
-        precondition(group > 0 && grid.cols % group == 0, "int8 groups must divide the row")
-    }
+    public func check(output: TensorInfo) throws { try checkInt8(source, group: group, grid: grid) }
 
     public func outputBytes(_ p: Piece) -> Int {
         p.isWholeRows(grid) ? p.rows.count * stride : p.cols.count + (p.cols.upperBound == grid.cols ? stride - grid.cols : 0)
     }
 
-    public func reads(_ p: Piece) -> [(StoredTensor, Range<Int>)] {
-        let size = source.info.dtype.size, rb = grid.cols * size
-        return [(source, (p.rows.lowerBound * rb + p.cols.lowerBound * size)..<((p.rows.upperBound - 1) * rb + p.cols.upperBound * size))]
-    }
+    public func reads(_ p: Piece) -> [(StoredTensor, Range<Int>)] { [(source, rowMajorRange(source, grid, p))] }
 
     public func run(_ p: Piece, _ c: PieceContext) throws -> PieceOutput {
         let (src, cols, group, dtype, stride) = (source, grid.cols, self.group, source.info.dtype, self.stride)
@@ -241,12 +248,7 @@ public struct CTScaleOperation: TensorOperation {
                       splitsAlignmentUnits: true)
     }
 
-    public func check(output: TensorInfo) throws {
-        guard source.info.shape.count == 2, source.info.shape.allSatisfy({ $0 > 0 }) else {
-            throw PlanError.zeroSizeDimension(tensor: source.name, shape: source.info.shape, output: "a quantized tensor")
-        }
-        precondition(group > 0 && grid.cols % group == 0, "int8 groups must divide the row")
-    }
+    public func check(output: TensorInfo) throws { try checkInt8(source, group: group, grid: grid) }
 
     /// Groups whose last column lies in the piece: (g+1)·group in (lower, upper].
     private func groupsEnding(in p: Piece) -> Range<Int> {
@@ -257,10 +259,7 @@ public struct CTScaleOperation: TensorOperation {
         p.isWholeRows(grid) ? p.rows.count * (grid.cols / group) * 2 : groupsEnding(in: p).count * 2
     }
 
-    public func reads(_ p: Piece) -> [(StoredTensor, Range<Int>)] {
-        let size = source.info.dtype.size, rb = grid.cols * size
-        return [(source, (p.rows.lowerBound * rb + p.cols.lowerBound * size)..<((p.rows.upperBound - 1) * rb + p.cols.upperBound * size))]
-    }
+    public func reads(_ p: Piece) -> [(StoredTensor, Range<Int>)] { [(source, rowMajorRange(source, grid, p))] }
 
     public func run(_ p: Piece, _ c: PieceContext) throws -> PieceOutput {
         let (src, cols, group, dtype) = (source, grid.cols, self.group, source.info.dtype)
