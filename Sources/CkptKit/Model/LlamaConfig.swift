@@ -26,12 +26,22 @@ public enum ConfigError: CkptError {
 
 /// The LLaMA hyper-parameters ckpt needs, from a Hugging Face `config.json` (transformers 4 and 5 spellings).
 public struct LlamaConfig: Sendable, Equatable {
+    /// `rope_scaling` (transformers 4) or the scaling part of `rope_parameters` (transformers 5); `type` is
+    /// `rope_type` or, in older files, `type` (transformers treats them as aliases).
     public struct RopeScaling: Sendable, Equatable {
         public var type: String
         public var factor: Double?
+        /// llama3 scaling (families.md §3.4); transformers' defaults when absent are l 1, h 4, L = max_position_embeddings.
+        public var lowFreqFactor: Double?
+        public var highFreqFactor: Double?
+        public var originalMaxPositionEmbeddings: Int?
+        /// The key that named the type: `type` or `rope_type` (llama.cpp's converter reads only `type` for linear).
+        public var typeKey: String
     }
 
     public var modelType: String?
+    /// `architectures[0]`: the class transformers (and llama.cpp's converter) dispatches on.
+    public var architecture: String?
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var numHiddenLayers: Int
@@ -43,11 +53,25 @@ public struct LlamaConfig: Sendable, Equatable {
     public var ropeTheta: Double
     public var ropeScaling: RopeScaling?
     public var tieWordEmbeddings: Bool
+    /// True when config.json names `head_dim` itself (the converter then writes key/value_length).
+    public var hasHeadDimKey: Bool
+    public var hiddenAct: String?
+    /// LLaMA's `attention_bias` (q, k, v and o) and `mlp_bias` (gate, up, down).
+    public var attentionBias: Bool
+    public var mlpBias: Bool
+    /// Mistral's `sliding_window` (null: none); Qwen2's only when `use_sliding_window` is true.
+    public var slidingWindow: Int?
+    /// Qwen2's `use_sliding_window` (no released Qwen2 sets it).
+    public var useSlidingWindow: Bool
+    /// `quantization_config` is present (GPTQ, AWQ, bitsandbytes, fp8, compressed-tensors): its `quant_method`.
+    public var quantizationMethod: String?
     /// `torch_dtype` (transformers 4) or `dtype` (transformers 5).
     public var torchDType: String?
     public var maxPositionEmbeddings: Int?
     public var bosTokenID: Int?
     public var eosTokenID: Int?
+    /// `eos_token_id` as written: one id or a list (Llama-3.1-Instruct: 128001, 128008, 128009).
+    public var eosTokenIDs: [Int]
 
     /// The raw JSON, kept so that rewriting config.json changes only what ckpt means to change.
     public var json: JSON
@@ -90,6 +114,7 @@ public struct LlamaConfig: Sendable, Equatable {
         numKeyValueHeads = try optionalInt("num_key_value_heads") ?? numAttentionHeads
         vocabSize = try int("vocab_size")
         if let hd = try optionalInt("head_dim") {
+            guard hd > 0 else { throw .invalidValue(file: file, key: "head_dim", reason: "must be positive, is \(hd)") }
             headDim = hd
         } else {
             guard hiddenSize % numAttentionHeads == 0 else {
@@ -118,9 +143,24 @@ public struct LlamaConfig: Sendable, Equatable {
         let scaling = json["rope_scaling"].flatMap { $0.isNull ? nil : $0 } ?? ropeParameters
         if let s = scaling {
             guard s.objectMembers != nil else { throw .wrongType(file: file, key: "rope_scaling", expected: "an object") }
+            let typeKey = s["rope_type"]?.stringValue != nil ? "rope_type" : "type"
             let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
-            let factor = try s["factor"].map { v throws(ConfigError) in try number(v, "rope_scaling.factor") }
-            ropeScaling = type == "default" ? nil : RopeScaling(type: type, factor: factor)
+            func scalingNumber(_ key: String) throws(ConfigError) -> Double? {
+                guard let v = s[key], !v.isNull else { return nil }
+                return try number(v, "rope_scaling." + key)
+            }
+            let original: Int?
+            if let v = s["original_max_position_embeddings"], !v.isNull {
+                guard let i = v.intValue, i > 0 else {
+                    throw .wrongType(file: file, key: "rope_scaling.original_max_position_embeddings", expected: "a positive integer")
+                }
+                original = i
+            } else {
+                original = nil
+            }
+            ropeScaling = type == "default" ? nil : RopeScaling(
+                type: type, factor: try scalingNumber("factor"), lowFreqFactor: try scalingNumber("low_freq_factor"),
+                highFreqFactor: try scalingNumber("high_freq_factor"), originalMaxPositionEmbeddings: original, typeKey: typeKey)
         } else {
             ropeScaling = nil
         }
@@ -134,7 +174,34 @@ public struct LlamaConfig: Sendable, Equatable {
         torchDType = json["torch_dtype"]?.stringValue ?? json["dtype"]?.stringValue
         maxPositionEmbeddings = try optionalInt("max_position_embeddings")
         bosTokenID = json["bos_token_id"]?.intValue
-        eosTokenID = json["eos_token_id"]?.intValue
+        if let list = json["eos_token_id"]?.arrayValue {
+            eosTokenIDs = list.compactMap(\.intValue)
+            eosTokenID = eosTokenIDs.first
+        } else {
+            eosTokenID = json["eos_token_id"]?.intValue
+            eosTokenIDs = eosTokenID.map { [$0] } ?? []
+        }
+
+        architecture = json["architectures"]?.arrayValue?.first?.stringValue
+        hasHeadDimKey = json["head_dim"].map { !$0.isNull } ?? false
+        hiddenAct = json["hidden_act"]?.stringValue ?? json["hidden_activation"]?.stringValue
+        func flag(_ key: String) throws(ConfigError) -> Bool {
+            guard let v = json[key], !v.isNull else { return false }
+            guard let b = v.boolValue else { throw .wrongType(file: file, key: key, expected: "true or false") }
+            return b
+        }
+        attentionBias = try flag("attention_bias")
+        mlpBias = try flag("mlp_bias")
+        useSlidingWindow = try flag("use_sliding_window")
+        let window = try optionalInt("sliding_window")
+        if let w = window, w <= 0 { throw .invalidValue(file: file, key: "sliding_window", reason: "must be positive, is \(w)") }
+        // Qwen2 keeps `sliding_window` in every config but applies it only with use_sliding_window (families.md §2).
+        slidingWindow = json["use_sliding_window"] != nil && !useSlidingWindow ? nil : window
+        if let q = json["quantization_config"], !q.isNull {
+            quantizationMethod = q["quant_method"]?.stringValue ?? "unnamed"
+        } else {
+            quantizationMethod = nil
+        }
     }
 
     public static func == (a: LlamaConfig, b: LlamaConfig) -> Bool { a.json == b.json }
