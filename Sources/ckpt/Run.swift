@@ -30,13 +30,15 @@ struct Run: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let folder = try ModelFolder(model, revision: options.revision)
-            guard let tok = try Tokenizer.load(for: folder) else { throw TokenizerError.noTokenizer(path: model) }
+            // The family and its tensors are checked first: an unsupported architecture is refused by name.
             let weights = try LlamaWeights(model: folder)
+            guard let tok = try Tokenizer.load(for: folder) else { throw TokenizerError.noTokenizer(path: model) }
             let context = weights.config.maxPositionEmbeddings ?? 4096
             let promptTokens = tok.encode(prompt, addSpecialTokens: true).count
             guard promptTokens <= context else { throw GenerationError.promptTooLong(tokens: promptTokens, context: context) }
             let maxTokens = min(context, promptTokens + n)
-            let gen = Generator(model: LlamaModel(weights: weights, maxTokens: max(maxTokens, 2)), tokenizer: tok)
+            let gen = Generator(model: LlamaModel(weights: weights, maxTokens: max(maxTokens, 2)), tokenizer: tok,
+                                stopIDs: Generator.stopIDs(config: weights.config, tokenizer: tok, folder: folder))
             Sys.writeStdout(prompt)
             let r = try gen.run(prompt: prompt, maxNewTokens: n, temperature: temperature, seed: seed) { Sys.writeStdout($0) }
             Sys.writeStdout("\n")
@@ -45,7 +47,7 @@ struct Run: ParsableCommand {
                 Sys.writeStderr("ckpt: warning: \(unknown.count) generated id(s) are not in the tokenizer's \(tok.vocabularySize) tokens "
                     + "(model vocab_size \(weights.config.vocabSize)) and print nothing: \(Set(unknown).sorted().prefix(5).map(String.init).joined(separator: ", "))\n")
             }
-            if r.generated.count < n && promptTokens + r.generated.count >= context && r.generated.last != tok.eosID {
+            if r.generated.count < n && promptTokens + r.generated.count >= context && !gen.stopIDs.contains(r.generated.last ?? -1) {
                 Sys.writeStderr("ckpt: note: stopped at the model's context of \(context) tokens\n")
             }
             Sys.writeStderr("prefill: \(r.promptTokens) tokens, \(NumberFormat.fixed(Double(r.promptTokens) / max(r.prefillSeconds, 1e-9), 1)) tokens/s; "

@@ -16,6 +16,8 @@ public final class LlamaModel {
     private var kCache: [[Float]]   // per layer: [maxTokens, nKV*hd]
     private var vCache: [[Float]]
     private let invFreq: [Float]    // [hd/2]
+    /// Mistral's sliding window W: key j is visible to query i iff i − W < j ≤ i (nil: plain causal).
+    private let window: Int?
     public private(set) var position = 0
 
     public init(weights: LlamaWeights, maxTokens: Int) {
@@ -27,12 +29,44 @@ public final class LlamaModel {
         nKV = config.numKeyValueHeads
         kCache = Array(repeating: [Float](repeating: 0, count: maxTokens * nKV * hd), count: config.numHiddenLayers)
         vCache = kCache
-        // transformers: inv_freq = 1 / base ** (arange(0, dim, 2) / dim) in float32; linear scaling divides it.
-        let c = weights.config, dim = c.headDim
-        let factor = c.ropeScaling?.type == "linear" ? Float(c.ropeScaling?.factor ?? 1) : 1
-        invFreq = (0..<(dim / 2)).map { i in
+        invFreq = LlamaModel.inverseFrequencies(weights.config, ropeFreqs: weights.ropeFreqs)
+        window = config.slidingWindow
+    }
+
+    /// The rotary inverse frequencies [head_dim/2] in f32, bit for bit as transformers computes them
+    /// (families.md §3.3–3.4): inv_i = 1 / θ^(2i/d) with the exponent an f32 division and the power rounded from
+    /// f64; linear scaling divides by the factor; llama3 scaling as `_compute_llama3_parameters` evaluates it in
+    /// f32 torch arithmetic. A GGUF file's `rope_freqs` divides the base frequencies instead (llama.cpp).
+    public static func inverseFrequencies(_ c: LlamaConfig, ropeFreqs: [Float]? = nil) -> [Float] {
+        let dim = c.headDim
+        let theta = Double(Float(c.ropeTheta))  // a Python float meets an f32 tensor: torch rounds it to f32
+        var inv = (0..<(dim / 2)).map { i in
             let e = Float(2 * i) / Float(dim)
-            return 1 / Float(pow(Double(c.ropeTheta), Double(e))) / factor
+            return 1 / Float(pow(theta, Double(e)))
+        }
+        if let r = ropeFreqs {
+            for i in inv.indices where i < r.count { inv[i] = inv[i] / r[i] }
+        }
+        guard let s = c.ropeScaling else { return inv }
+        switch s.type.lowercased() {
+        case "linear":
+            let f = Float(s.factor ?? 1)
+            return inv.map { $0 / f }
+        case "llama3":
+            let f = Float(s.factor ?? 8), low = s.lowFreqFactor ?? 1, high = s.highFreqFactor ?? 4
+            let oldContext = s.originalMaxPositionEmbeddings ?? c.maxPositionEmbeddings ?? 8192
+            // Python scalars against f32 tensors are rounded to f32 first.
+            let lowWavelen = Float(Double(oldContext) / low), highWavelen = Float(Double(oldContext) / high)
+            let twoPi = Float(2 * Double.pi), L = Float(oldContext), l = Float(low), span = Float(high - low)
+            return inv.map { x in
+                let wavelen = twoPi / x
+                if wavelen < highWavelen { return x }
+                if wavelen > lowWavelen { return x / f }
+                let smooth = (L / wavelen - l) / span
+                return (1 - smooth) * x / f + smooth * x
+            }
+        default:
+            return inv  // refused before a model is built (ModelFamily.requireSupported)
         }
     }
 
@@ -98,6 +132,12 @@ public final class LlamaModel {
         return s
     }
 
+    /// x[t, r] += b[r] for every token.
+    static func addBias(_ x: inout [Float], _ b: [Float]) {
+        let n = b.count
+        for i in 0..<x.count { x[i] += b[i % n] }
+    }
+
     func rmsNorm(_ x: [Float], tokens t: Int, _ w: [Float]) -> [Float] {
         let d = w.count
         var out = [Float](repeating: 0, count: x.count)
@@ -151,7 +191,11 @@ public final class LlamaModel {
             let x = rmsNorm(h, tokens: t, layer.attnNorm)
             var q = matmul(x, tokens: t, layer.q)
             var k = matmul(x, tokens: t, layer.k)
-            let v = matmul(x, tokens: t, layer.v)
+            var v = matmul(x, tokens: t, layer.v)
+            // Qwen2: q/k/v biases, added before the rotation.
+            if let b = layer.qBias { LlamaModel.addBias(&q, b) }
+            if let b = layer.kBias { LlamaModel.addBias(&k, b) }
+            if let b = layer.vBias { LlamaModel.addBias(&v, b) }
             rope(&q, tokens: t, heads: nH, start: start)
             rope(&k, tokens: t, heads: nKV, start: start)
             let kvw = nKV * hd
@@ -168,19 +212,21 @@ public final class LlamaModel {
                     q.withUnsafeBufferPointer { qb in
                         for tok in 0..<t {
                             let n = start + tok + 1  // causal: positions 0 ... start+tok
+                            // Sliding window: only the last W positions, the query's own included.
+                            let first = window.map { max(0, n - $0) } ?? 0
                             for hh in 0..<nH {
                                 let kvh = hh / group
                                 let qp = qb.baseAddress! + (tok * nH + hh) * hd
                                 var mx = -Float.infinity
-                                for p in 0..<n {
+                                for p in first..<n {
                                     let s = LlamaModel.dot(qp, kc.baseAddress! + p * kvw + kvh * hd, hd) * scale
                                     scores[p] = s
                                     mx = max(mx, s)
                                 }
                                 var sum: Float = 0
-                                for p in 0..<n { scores[p] = Float(exp(Double(scores[p] - mx))); sum += scores[p] }
+                                for p in first..<n { scores[p] = Float(exp(Double(scores[p] - mx))); sum += scores[p] }
                                 let o = (tok * nH + hh) * hd
-                                for p in 0..<n {
+                                for p in first..<n {
                                     let w = scores[p] / sum
                                     let vp = vc.baseAddress! + p * kvw + kvh * hd
                                     for j in 0..<hd { attn[o + j] += w * vp[j] }

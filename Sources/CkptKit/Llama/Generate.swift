@@ -8,6 +8,9 @@ import Darwin
 public struct Generator {
     public let model: LlamaModel
     public let tokenizer: Tokenizer
+    /// Ids that end generation: the tokenizer's eos, config.json's `eos_token_id` (one id or a list, as
+    /// Llama-3.1-Instruct's 128001, 128008, 128009) and generation_config.json's when the folder has one.
+    public let stopIDs: Set<Int>
 
     public struct Result: Sendable {
         public var promptTokens: Int
@@ -17,9 +20,24 @@ public struct Generator {
         public var generateSeconds: Double
     }
 
-    public init(model: LlamaModel, tokenizer: Tokenizer) {
+    public init(model: LlamaModel, tokenizer: Tokenizer, stopIDs: Set<Int>? = nil) {
         self.model = model
         self.tokenizer = tokenizer
+        self.stopIDs = stopIDs ?? Generator.stopIDs(config: model.config, tokenizer: tokenizer, folder: nil)
+    }
+
+    /// The eos ids of a model: tokenizer, config.json, and generation_config.json in `folder` (transformers'
+    /// `generate` stops on the generation config's list; the tokenizer's eos — `<|eot_id|>` for an instruct
+    /// model — ends a turn too). An unreadable generation_config.json is ignored.
+    public static func stopIDs(config: LlamaConfig, tokenizer: Tokenizer, folder: ModelFolder?) -> Set<Int> {
+        var s = Set(config.eosTokenIDs)
+        if let e = tokenizer.eosID { s.insert(e) }
+        if let f = folder, !f.isSingleFile, f.sideFiles.contains("generation_config.json"),
+           let g = try? LlamaConfig.readJSON(f.path(of: "generation_config.json")) {
+            if let list = g["eos_token_id"]?.arrayValue { s.formUnion(list.compactMap(\.intValue)) }
+            else if let e = g["eos_token_id"]?.intValue { s.insert(e) }
+        }
+        return s
     }
 
     public func run(prompt: String, maxNewTokens: Int, temperature: Double = 0, seed: UInt64 = 0,
@@ -50,7 +68,7 @@ public struct Generator {
                 next = pick
             }
             out.append(next)
-            if next == tokenizer.eosID { break }
+            if stopIDs.contains(next) { break }
             let text = tokenizer.decode(out, continuation: true)
             if text.count > shown.count, text.hasPrefix(shown) { onText?(String(text.dropFirst(shown.count))) }
             shown = text

@@ -83,32 +83,52 @@ public struct Matrix: Sendable {
     }
 }
 
-/// Where a model's tensors live and how its rotary embedding pairs dimensions.
+/// Where a model's tensors live, which family they belong to, and how its rotary embedding pairs dimensions.
 public struct LlamaWeights: Sendable {
     public enum Rotary: Sendable { case halves, adjacentPairs }
 
     public let config: LlamaConfig
+    /// LLaMA, Mistral or Qwen2 (a GGUF `llama` file reads as LLaMA: Mistral has no GGUF architecture of its own).
+    public let family: ModelFamily
     public let rotary: Rotary
     public let embedding: Matrix
     public let output: Matrix
     public let finalNorm: [Float]
     public let layers: [Layer]
+    /// GGUF `rope_freqs.weight` ([head_dim/2], written for llama3 rope scaling): llama.cpp divides each base
+    /// frequency by it (θ_i = pos·base^(−2i/d) / rope_freqs[i]). nil for Hugging Face folders (config.json's
+    /// rope_scaling is computed instead).
+    public let ropeFreqs: [Float]?
+    /// Tensors the forward pass does not read (HF rotary buffers `*.rotary_emb.inv_freq`).
+    public let ignoredTensors: [String]
 
     public struct Layer: Sendable {
         public let attnNorm: [Float], ffnNorm: [Float]
         public let q: Matrix, k: Matrix, v: Matrix, o: Matrix
         public let gate: Matrix, up: Matrix, down: Matrix
+        /// Qwen2's attention biases (HF row layout of their weight), added after the projection, before RoPE.
+        public var qBias: [Float]? = nil, kBias: [Float]? = nil, vBias: [Float]? = nil
     }
 
-    /// Reads a Hugging Face folder (safetensors/.bin, dense or compressed-tensors int8) or a GGUF file.
+    public static let purpose = "the forward pass"
+
+    /// Reads a Hugging Face folder (safetensors/.bin, dense or compressed-tensors int8) or a GGUF file. The family
+    /// (families.md §1), its features and its tensor set are checked before anything is computed.
     public init(model: ModelFolder) throws {
         if let gguf = model.weightFiles.first as? GGUFFile {
             self = try LlamaWeights(gguf: gguf, model: model)
             return
         }
         guard let config = try model.config() else { throw LlamaError.missingConfig(model: model.displayName) }
+        let family = try ModelFamily.require(model, config: config, purpose: Self.purpose)
+        if let r = config.ropeScaling, r.type.lowercased() == "llama3" || r.type.lowercased() == "linear", r.factor == nil {
+            throw ConfigError.missingField(file: model.path(of: "config.json"), key: "rope_scaling.factor")
+        }
         self.config = config
+        self.family = family
         rotary = .halves
+        ropeFreqs = nil
+        ignoredTensors = model.tensors.map(\.name).filter { $0.hasSuffix(".rotary_emb.inv_freq") }
         func matrix(_ base: String, _ rows: Int, _ cols: Int) throws -> Matrix {
             if let t = model.tensor(named: base + ".weight") {
                 guard t.info.shape == [rows, cols] else { throw LlamaError.badShape(tensor: t.name, expected: [rows, cols], actual: t.info.shape) }
@@ -127,15 +147,20 @@ public struct LlamaWeights: Sendable {
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             guard let t = model.tensor(named: name) else { throw LlamaError.missingWeight(model: model.displayName, tensor: name) }
             guard t.info.shape == [n] else { throw LlamaError.badShape(tensor: name, expected: [n], actual: t.info.shape) }
+            guard t.info.dtype.isFloat else { throw LlamaError.unsupportedWeight(tensor: name, detail: "dtype \(t.info.dtype)") }
             return WeightStatistics.floats(t)
         }
         let c = config, hd = c.headDim
+        let biased = Set(family.biasedProjections)
         embedding = try matrix("model.embed_tokens", c.vocabSize, c.hiddenSize)
         output = model.tensor(named: "lm_head.weight") != nil || model.tensor(named: "lm_head.weight_packed") != nil
             ? try matrix("lm_head", c.vocabSize, c.hiddenSize) : embedding
         finalNorm = try vector("model.norm.weight", c.hiddenSize)
         layers = try (0..<c.numHiddenLayers).map { i in
             let p = "model.layers.\(i)."
+            func bias(_ proj: String, _ n: Int) throws -> [Float]? {
+                biased.contains(proj) ? try vector(p + "self_attn.\(proj).bias", n) : nil
+            }
             return Layer(attnNorm: try vector(p + "input_layernorm.weight", c.hiddenSize),
                          ffnNorm: try vector(p + "post_attention_layernorm.weight", c.hiddenSize),
                          q: try matrix(p + "self_attn.q_proj", c.numAttentionHeads * hd, c.hiddenSize),
@@ -144,43 +169,94 @@ public struct LlamaWeights: Sendable {
                          o: try matrix(p + "self_attn.o_proj", c.hiddenSize, c.numAttentionHeads * hd),
                          gate: try matrix(p + "mlp.gate_proj", c.intermediateSize, c.hiddenSize),
                          up: try matrix(p + "mlp.up_proj", c.intermediateSize, c.hiddenSize),
-                         down: try matrix(p + "mlp.down_proj", c.hiddenSize, c.intermediateSize))
+                         down: try matrix(p + "mlp.down_proj", c.hiddenSize, c.intermediateSize),
+                         qBias: try bias("q_proj", c.numAttentionHeads * hd),
+                         kBias: try bias("k_proj", c.numKeyValueHeads * hd),
+                         vBias: try bias("v_proj", c.numKeyValueHeads * hd))
         }
     }
 
-    /// GGUF: hyper-parameters from `llama.*` metadata, weights by GGUF name, rotary in adjacent pairs.
+    /// GGUF: `general.architecture` `llama` (LLaMA, Mistral: q/k rows in Meta's adjacent-pair layout) or `qwen2`
+    /// (HF halves, NEOX; q/k/v biases); hyper-parameters from `<arch>.*` metadata, weights by GGUF name. Every
+    /// tensor must be one the architecture defines.
     init(gguf: GGUFFile, model: ModelFolder) throws {
+        guard let arch = gguf.value("general.architecture")?.stringValue else {
+            throw LlamaError.missingWeight(model: gguf.path, tensor: "metadata general.architecture")
+        }
+        let family: ModelFamily
+        switch arch {
+        case "llama": family = .llama
+        case "qwen2": family = .qwen2
+        default:
+            throw FamilyError.unsupportedArchitecture(file: gguf.path, architecture: "general.architecture \"\(arch)\"", purpose: Self.purpose)
+        }
+        self.family = family
         func u(_ k: String) throws -> Int {
-            guard let v = gguf.value(k)?.intValue else { throw LlamaError.missingWeight(model: gguf.path, tensor: "metadata " + k) }
+            guard let v = gguf.value(arch + "." + k)?.intValue else { throw LlamaError.missingWeight(model: gguf.path, tensor: "metadata \(arch).\(k)") }
             return v
         }
         func f(_ k: String, _ d: Double) -> Double {
-            if case .float32(let v)? = gguf.value(k) { return Double(v) }
-            return d
+            switch gguf.value(arch + "." + k) {
+            case .float32(let v)?: Double(v)
+            case .float64(let v)?: v
+            default: d
+            }
         }
-        let hidden = try u("llama.embedding_length"), heads = try u("llama.attention.head_count")
-        let kv = gguf.value("llama.attention.head_count_kv")?.intValue ?? heads
+        let byName = Dictionary(gguf.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let hidden = try u("embedding_length"), heads = try u("attention.head_count")
+        let kv = gguf.value(arch + ".attention.head_count_kv")?.intValue ?? heads
         let vocab: Int
-        if let v = gguf.value("llama.vocab_size")?.intValue { vocab = v }
+        if let v = gguf.value(arch + ".vocab_size")?.intValue { vocab = v }
+        else if let e = byName["token_embd.weight"], e.info.shape.count == 2 { vocab = e.info.shape[0] }
         else if case .array(_, let toks)? = gguf.value("tokenizer.ggml.tokens") { vocab = toks.count }
-        else { throw LlamaError.missingWeight(model: gguf.path, tensor: "metadata llama.vocab_size") }
+        else { throw LlamaError.missingWeight(model: gguf.path, tensor: "metadata \(arch).vocab_size") }
         var members: [(String, JSON)] = [
-            ("model_type", .string("llama")), ("hidden_size", .int(hidden)), ("intermediate_size", .int(try u("llama.feed_forward_length"))),
-            ("num_hidden_layers", .int(try u("llama.block_count"))), ("num_attention_heads", .int(heads)),
+            ("architectures", .array([.string(family.architecture)])),
+            ("model_type", .string(family.rawValue)), ("hidden_size", .int(hidden)), ("intermediate_size", .int(try u("feed_forward_length"))),
+            ("num_hidden_layers", .int(try u("block_count"))), ("num_attention_heads", .int(heads)),
             ("num_key_value_heads", .int(kv)), ("vocab_size", .int(vocab)),
-            ("rms_norm_eps", .number("\(f("llama.attention.layer_norm_rms_epsilon", 1e-5))")),
-            ("rope_theta", .number("\(f("llama.rope.freq_base", 10000))")),
+            ("rms_norm_eps", .number("\(f("attention.layer_norm_rms_epsilon", 1e-5))")),
+            ("rope_theta", .number("\(f("rope.freq_base", 10000))")),
         ]
-        if let ctx = gguf.value("llama.context_length")?.intValue { members.append(("max_position_embeddings", .int(ctx))) }
+        // key_length is head_dim when present (llama.cpp: n_embd / n_head otherwise); rotary over all of it.
+        let headDim = gguf.value(arch + ".attention.key_length")?.intValue
+        if let hd = headDim { members.append(("head_dim", .int(hd))) }
+        let hdEffective = headDim ?? (heads > 0 ? hidden / heads : 0)
+        if let vl = gguf.value(arch + ".attention.value_length")?.intValue, vl != hdEffective {
+            throw FamilyError.unsupportedFeature(file: gguf.path, family: "GGUF \(arch)", feature: "value_length \(vl) ≠ key_length \(hdEffective)", purpose: Self.purpose)
+        }
+        if let rot = gguf.value(arch + ".rope.dimension_count")?.intValue, rot != hdEffective {
+            throw FamilyError.unsupportedFeature(file: gguf.path, family: "GGUF \(arch)", feature: "rope.dimension_count \(rot) ≠ head_dim \(hdEffective) (partial rotary)", purpose: Self.purpose)
+        }
+        if let ctx = gguf.value(arch + ".context_length")?.intValue { members.append(("max_position_embeddings", .int(ctx))) }
+        if let w = gguf.value(arch + ".attention.sliding_window")?.intValue, w > 0 { members.append(("sliding_window", .int(w))) }
         if let b = gguf.value("tokenizer.ggml.bos_token_id")?.intValue { members.append(("bos_token_id", .int(b))) }
         if let e = gguf.value("tokenizer.ggml.eos_token_id")?.intValue { members.append(("eos_token_id", .int(e))) }
-        if gguf.value("llama.rope.scaling.type")?.stringValue == "linear" {
-            members.append(("rope_scaling", .object([("type", .string("linear")), ("factor", .number("\(f("llama.rope.scaling.factor", 1))"))])))
+        switch gguf.value(arch + ".rope.scaling.type")?.stringValue {
+        case nil, "none"?: break
+        case "linear"?:
+            members.append(("rope_scaling", .object([("type", .string("linear")), ("factor", .number("\(f("rope.scaling.factor", 1))"))])))
+        case let t?:
+            throw FamilyError.unsupportedFeature(file: gguf.path, family: "GGUF \(arch)", feature: "rope scaling \"\(t)\"", purpose: Self.purpose)
         }
         let c = try LlamaConfig(json: .object(members), file: gguf.path)
         config = c
-        rotary = .adjacentPairs
-        let byName = Dictionary(uniqueKeysWithValues: gguf.tensors.map { ($0.name, $0) })
+        rotary = family == .qwen2 ? .halves : .adjacentPairs
+        ignoredTensors = []
+
+        // The tensor set of the architecture (gguf-py MODEL_TENSORS as llama.cpp's loaders read them).
+        var known: Set<String> = ["token_embd.weight", "output_norm.weight", "output.weight"]
+        if family == .llama { known.insert("rope_freqs.weight") }
+        for i in 0..<c.numHiddenLayers {
+            for n in ["attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
+                known.insert("blk.\(i).\(n).weight")
+            }
+            if family == .qwen2 { for n in ["attn_q", "attn_k", "attn_v"] { known.insert("blk.\(i).\(n).bias") } }
+        }
+        for t in gguf.tensors where !known.contains(t.name) {
+            throw FamilyError.unexpectedTensor(model: gguf.path, tensor: t.name, family: "GGUF \(arch)", purpose: Self.purpose)
+        }
+
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> Matrix {
             guard let t = byName[name] else { throw LlamaError.missingWeight(model: gguf.path, tensor: name) }
             guard t.info.shape == [rows, cols] else { throw LlamaError.badShape(tensor: name, expected: [rows, cols], actual: t.info.shape) }
@@ -192,15 +268,21 @@ public struct LlamaWeights: Sendable {
         }
         func vector(_ name: String, _ n: Int) throws -> [Float] {
             guard let t = byName[name] else { throw LlamaError.missingWeight(model: gguf.path, tensor: name) }
-            guard t.info.shape == [n], t.info.dtype.isFloat else { throw LlamaError.badShape(tensor: name, expected: [n], actual: t.info.shape) }
+            guard t.info.shape == [n] else { throw LlamaError.badShape(tensor: name, expected: [n], actual: t.info.shape) }
+            guard t.info.dtype.isFloat else { throw LlamaError.unsupportedWeight(tensor: name, detail: "ggml type \(t.info.dtype)") }
             return WeightStatistics.floats(t)
         }
         let hd = c.headDim
+        ropeFreqs = byName["rope_freqs.weight"] != nil ? try vector("rope_freqs.weight", hd / 2) : nil
+        if let r = ropeFreqs, let bad = r.first(where: { !($0.isFinite && $0 > 0) }) {
+            throw LlamaError.unsupportedWeight(tensor: "rope_freqs.weight", detail: "frequency factor \(bad) (must be positive)")
+        }
         embedding = try matrix("token_embd.weight", c.vocabSize, c.hiddenSize)
         output = byName["output.weight"] != nil ? try matrix("output.weight", c.vocabSize, c.hiddenSize) : embedding
         finalNorm = try vector("output_norm.weight", c.hiddenSize)
         layers = try (0..<c.numHiddenLayers).map { i in
             let p = "blk.\(i)."
+            let biased = family == .qwen2
             return Layer(attnNorm: try vector(p + "attn_norm.weight", c.hiddenSize), ffnNorm: try vector(p + "ffn_norm.weight", c.hiddenSize),
                          q: try matrix(p + "attn_q.weight", c.numAttentionHeads * hd, c.hiddenSize),
                          k: try matrix(p + "attn_k.weight", c.numKeyValueHeads * hd, c.hiddenSize),
@@ -208,7 +290,10 @@ public struct LlamaWeights: Sendable {
                          o: try matrix(p + "attn_output.weight", c.hiddenSize, c.numAttentionHeads * hd),
                          gate: try matrix(p + "ffn_gate.weight", c.intermediateSize, c.hiddenSize),
                          up: try matrix(p + "ffn_up.weight", c.intermediateSize, c.hiddenSize),
-                         down: try matrix(p + "ffn_down.weight", c.hiddenSize, c.intermediateSize))
+                         down: try matrix(p + "ffn_down.weight", c.hiddenSize, c.intermediateSize),
+                         qBias: biased ? try vector(p + "attn_q.bias", c.numAttentionHeads * hd) : nil,
+                         kBias: biased ? try vector(p + "attn_k.bias", c.numKeyValueHeads * hd) : nil,
+                         vBias: biased ? try vector(p + "attn_v.bias", c.numKeyValueHeads * hd) : nil)
         }
     }
 }

@@ -64,15 +64,30 @@ public struct Verification: Sendable {
         if crcFailure != nil || crcEntries > 0 {
             add("structure", "zip CRC-32", crcFailure == nil ? .pass : .fail, crcFailure ?? "\(crcEntries) entries")
         }
+        // The forward pass's reading of the model: family (architectures[0] / general.architecture), supported
+        // features, tensor set and shapes. A family ckpt does not implement is not a broken model: its shape and
+        // inference checks are NOT RUN with the refusal named; structure, values and checksums still run.
         var weights: LlamaWeights?
+        var refusal: String?
+        var unknownArchitecture: String?
         do {
             weights = try LlamaWeights(model: model)
             let c = weights!.config
-            let expected = 2 + c.numHiddenLayers * 9 + (model.tensor(named: "lm_head.weight") != nil || model.tensors.contains { $0.name == "output.weight" } ? 1 : 0)
-            let extra = model.tensors.count - expected
             add("structure", "config agrees with tensor shapes", .pass, c.summary)
-            if extra > 0 && !model.tensors.contains(where: { $0.name.hasSuffix("weight_packed") }) {
-                add("structure", "no extra tensors", .warn, "\(extra) tensors beyond the LLaMA layout (e.g. rotary buffers)")
+            if let extra = weights?.ignoredTensors, !extra.isEmpty {
+                add("structure", "no extra tensors", .warn, "\(extra.count) tensor(s) the forward pass does not read: \(OutputError.list(extra))")
+            }
+        } catch let e as FamilyError {
+            switch e {
+            case .unsupportedArchitecture(_, let arch, _):
+                unknownArchitecture = arch
+                refusal = "unsupported architecture: " + e.description
+                add("structure", "config agrees with tensor shapes", .notRun, "unsupported architecture \(arch): the shape check needs a known model family")
+            case .unsupportedFeature, .noArchitecture:
+                refusal = e.description
+                add("structure", "config agrees with tensor shapes", .notRun, e.description)
+            case .architectureMismatch, .unexpectedTensor:
+                add("structure", "config agrees with tensor shapes", .fail, e.description)
             }
         } catch let e as CkptError {
             add("structure", "config agrees with tensor shapes", .fail, e.description)
@@ -85,14 +100,19 @@ public struct Verification: Sendable {
         }
         add("values", "no NaN or Inf", nonFinite.isEmpty ? .pass : .fail,
             nonFinite.isEmpty ? "all float tensors scanned" : "in \(OutputError.list(nonFinite))")
+        // The plausible ranges are those of LLaMA-style norms (scale w) and unscaled embeddings; a family ckpt does not
+        // know may store them otherwise (Gemma: a (1 + w) scale and embeddings × √hidden), so there a value outside
+        // them is a warning, not a verdict.
+        let foreign = unknownArchitecture.map { " (\($0): ckpt does not know this architecture's conventions)" }
         if let m = WeightStatistics.normMean(model.tensors) {
             let ok = WeightStatistics.plausibleNormMean.contains(m) && m >= WeightStatistics.deltaNormMean
-            add("values", "norm weights look trained", ok ? .pass : .fail,
-                "mean \(NumberFormat.fixed(m, 4))" + (m < WeightStatistics.deltaNormMean ? " — near 0: this looks like a delta, not a model" : ""))
+            add("values", "norm weights look trained", ok ? .pass : foreign != nil ? .warn : .fail,
+                "mean \(NumberFormat.fixed(m, 4))" + (ok ? "" : foreign ?? (m < WeightStatistics.deltaNormMean ? " — near 0: this looks like a delta, not a model" : "")))
         }
         if let e = model.tensor(named: "model.embed_tokens.weight") ?? model.tensor(named: "token_embd.weight"), e.info.dtype.isFloat {
             let rms = WeightStatistics.meanAndRMS(e, rows: 0..<min(256, e.info.shape.first ?? 0)).rms
-            add("values", "embedding RMS plausible", WeightStatistics.plausibleEmbeddingRMS.contains(rms) ? .pass : .fail, "RMS \(Float(rms))")
+            let ok = WeightStatistics.plausibleEmbeddingRMS.contains(rms)
+            add("values", "embedding RMS plausible", ok ? .pass : foreign != nil ? .warn : .fail, "RMS \(Float(rms))" + (ok ? "" : foreign ?? ""))
         }
 
         // (c) Checksums against a manifest.
@@ -131,8 +151,11 @@ public struct Verification: Sendable {
                 add("tokenizer", "tokenizer files parse", .fail, e.description)
             }
             let bos = tok.bosID.flatMap(tok.token) ?? "", eos = tok.eosID.flatMap(tok.token) ?? ""
-            add("tokenizer", "bos/eos tokens present", !bos.isEmpty && !eos.isEmpty ? .pass : .fail,
-                "bos '\(bos)', eos '\(eos)' (\(tok.kind.rawValue))")
+            // Qwen2 has no BOS (bos_token null) and adds none: only a tokenizer that adds special tokens needs one.
+            let addsNothing = tok.encode("a", addSpecialTokens: true) == tok.encode("a", addSpecialTokens: false)
+            let bosOK = !bos.isEmpty || (tok.bosID == nil && addsNothing)
+            add("tokenizer", "bos/eos tokens present", bosOK && !eos.isEmpty ? .pass : .fail,
+                "bos " + (bos.isEmpty && bosOK ? "none (the tokenizer adds none)" : "'\(bos)'") + ", eos '\(eos)' (\(tok.kind.rawValue))")
         }
 
         // (d) Inference: perplexity, the greedy continuation, and logits against a reference model.
@@ -141,7 +164,8 @@ public struct Verification: Sendable {
             return
         }
         guard let w = weights, let tok = tokenizer else {
-            add("inference", "forward pass", .notRun, weights == nil ? "the model's weights did not load (see structure)" : "no usable tokenizer (see tokenizer)")
+            add("inference", "forward pass", .notRun,
+                refusal ?? (weights == nil ? "the model's weights did not load (see structure)" : "no usable tokenizer (see tokenizer)"))
             return
         }
         let texts = [("built-in text", Verification.builtInText)] + (options.prompt.map { [("prompt", $0)] } ?? [])
@@ -191,7 +215,8 @@ public struct Verification: Sendable {
                     }
                 }
             }
-            let g = Generator(model: LlamaModel(weights: w, maxTokens: 64), tokenizer: tok)
+            let g = Generator(model: LlamaModel(weights: w, maxTokens: 64), tokenizer: tok,
+                              stopIDs: Generator.stopIDs(config: w.config, tokenizer: tok, folder: model))
             let r = try g.run(prompt: options.prompt ?? "The", maxNewTokens: 16)
             continuation = r.text
             add("inference", "greedy continuation", .pass, "\"\(r.text.prefix(60))\"")
