@@ -4,10 +4,12 @@ import Glibc
 import Darwin
 #endif
 
-/// A LLaMA forward pass in f32 over mapped weights (transformers' `LlamaForCausalLM`): RMSNorm, rotary embeddings
-/// (HF halves or GGUF/Meta adjacent pairs), grouped-query attention with a KV cache, SwiGLU MLP, tied or separate
-/// output. Prefill is batched: all prompt tokens pass each weight matrix once. Weights are converted to f32 a block
-/// of rows at a time; buffers are allocated once per model.
+/// A LLaMA-family forward pass in f32 over mapped weights (transformers' `LlamaForCausalLM`, `MistralForCausalLM`,
+/// `Qwen2ForCausalLM`): RMSNorm, rotary embeddings (HF halves or GGUF/Meta adjacent pairs; default, linear or
+/// llama3 frequencies), grouped-query attention with a KV cache (Qwen2's q/k/v biases, Mistral's sliding window,
+/// head_dim independent of hidden/heads), SwiGLU MLP, tied or separate output. Prefill is batched: all prompt
+/// tokens pass each weight matrix once. Weights are converted to f32 a block of rows at a time; the KV cache is
+/// allocated once per model.
 public final class LlamaModel {
     public let weights: LlamaWeights
     public let config: LlamaConfig

@@ -54,7 +54,7 @@ public struct Generator {
         let t1 = Sys.now()
         var out: [Int] = []
         var rng = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed
-        var shown = ""
+        var shown: [UInt8] = []
         for _ in 0..<maxNewTokens where model.position < model.maxTokens {
             let next: Int
             if temperature <= 0 {
@@ -69,12 +69,20 @@ public struct Generator {
             }
             out.append(next)
             if stopIDs.contains(next) { break }
-            let text = tokenizer.decode(out, continuation: true)
-            if text.count > shown.count, text.hasPrefix(shown) { onText?(String(text.dropFirst(shown.count))) }
-            shown = text
+            // Byte-level vocabularies split characters across tokens: hold back a trailing incomplete character
+            // (decoded as U+FFFD) until the token that completes it.
+            var text = tokenizer.decode(out, continuation: true)
+            while text.unicodeScalars.last == "\u{FFFD}" { text.unicodeScalars.removeLast() }
+            let bytes = Array(text.utf8)  // bytes, not Characters: a combining mark may join the last one shown
+            if bytes.count > shown.count, bytes.starts(with: shown) {
+                onText?(String(decoding: bytes[shown.count...], as: UTF8.self))
+                shown = bytes
+            }
             logits = try model.forward([next])
             last = logits
         }
+        let rest = Array(tokenizer.decode(out, continuation: true).utf8)
+        if rest.count > shown.count, rest.starts(with: shown) { onText?(String(decoding: rest[shown.count...], as: UTF8.self)) }
         return Result(promptTokens: ids.count, generated: out, text: tokenizer.decode(out),
                       prefillSeconds: t1 - t0, generateSeconds: Sys.now() - t1)
     }

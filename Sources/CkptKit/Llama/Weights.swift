@@ -195,11 +195,12 @@ public struct LlamaWeights: Sendable {
             guard let v = gguf.value(arch + "." + k)?.intValue else { throw LlamaError.missingWeight(model: gguf.path, tensor: "metadata \(arch).\(k)") }
             return v
         }
-        func f(_ k: String, _ d: Double) -> Double {
+        /// A float key as config.json would spell it (an f32 value printed as f32: 1e-05, not 9.99999974e-06).
+        func f(_ k: String, _ d: Double) -> String {
             switch gguf.value(arch + "." + k) {
-            case .float32(let v)?: Double(v)
-            case .float64(let v)?: v
-            default: d
+            case .float32(let v)?: "\(v)"
+            case .float64(let v)?: "\(v)"
+            default: "\(d)"
             }
         }
         let byName = Dictionary(gguf.tensors.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -215,8 +216,8 @@ public struct LlamaWeights: Sendable {
             ("model_type", .string(family.rawValue)), ("hidden_size", .int(hidden)), ("intermediate_size", .int(try u("feed_forward_length"))),
             ("num_hidden_layers", .int(try u("block_count"))), ("num_attention_heads", .int(heads)),
             ("num_key_value_heads", .int(kv)), ("vocab_size", .int(vocab)),
-            ("rms_norm_eps", .number("\(f("attention.layer_norm_rms_epsilon", 1e-5))")),
-            ("rope_theta", .number("\(f("rope.freq_base", 10000))")),
+            ("rms_norm_eps", .number(f("attention.layer_norm_rms_epsilon", 1e-5))),
+            ("rope_theta", .number(f("rope.freq_base", 10000))),
         ]
         // key_length is head_dim when present (llama.cpp: n_embd / n_head otherwise); rotary over all of it.
         let headDim = gguf.value(arch + ".attention.key_length")?.intValue
@@ -235,7 +236,7 @@ public struct LlamaWeights: Sendable {
         switch gguf.value(arch + ".rope.scaling.type")?.stringValue {
         case nil, "none"?: break
         case "linear"?:
-            members.append(("rope_scaling", .object([("type", .string("linear")), ("factor", .number("\(f("rope.scaling.factor", 1))"))])))
+            members.append(("rope_scaling", .object([("type", .string("linear")), ("factor", .number(f("rope.scaling.factor", 1)))])))
         case let t?:
             throw FamilyError.unsupportedFeature(file: gguf.path, family: "GGUF \(arch)", feature: "rope scaling \"\(t)\"", purpose: Self.purpose)
         }

@@ -144,9 +144,17 @@ public struct Verification: Sendable {
             var n = tok.vocabularySize
             do {
                 if let added = try TokenizerFiles(folder: model).vocabularySize() { n = max(n, added) }
-                let agree = n == cfg && cfg == rows
-                add("tokenizer", "tokenizer size = vocab_size = embedding rows", agree ? .pass : .fail,
-                    "tokenizer \(n), config \(cfg), embedding \(rows)" + (n + 1 == rows ? " (the Vicuna v0 trap: add [PAD])" : ""))
+                // Rows beyond the tokenizer are padding in Qwen2 (151936 rows, 151665 tokens) and in GGUF files
+                // (the converter's [PAD{id}] tokens); one row too many is the Vicuna v0 trap (a missing [PAD]).
+                let status: Status
+                var note = ""
+                if n == cfg && cfg == rows { status = .pass }
+                else if cfg != rows || n > rows { status = .fail }
+                else if n + 1 == rows { status = .fail; note = " (the Vicuna v0 trap: add [PAD])" }
+                else if w.family == .qwen2 { status = .pass; note = " (Qwen2 pads the embedding beyond its tokenizer)" }
+                else { status = .warn; note = " (\(rows - n) rows without a token: padding?)" }
+                add("tokenizer", "tokenizer size = vocab_size = embedding rows", status,
+                    "tokenizer \(n), config \(cfg), embedding \(rows)" + note)
             } catch let e as CkptError {
                 add("tokenizer", "tokenizer files parse", .fail, e.description)
             }

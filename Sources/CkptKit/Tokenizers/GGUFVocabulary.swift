@@ -61,9 +61,16 @@ enum GGUFVocabulary {
                     scores[i] = f
                 }
             }
-            let pieces = tokens.indices.map { i in
+            var pieces = tokens.indices.map { i in
                 SentencePieceModel.Piece(piece: tokens[i], score: scores[i],
                                          type: SentencePieceModel.PieceType(rawValue: types[i]) ?? .normal)
+            }
+            // llama.cpp's converter overrides every added_tokens_decoder entry as CONTROL — Mistral's `<unk>` too
+            // (families.md §6) — so a file may have no UNKNOWN piece; llama.cpp then takes
+            // tokenizer.ggml.unknown_token_id, else id 0 (its SPM default).
+            if !pieces.contains(where: { $0.type == .unknown }), !pieces.isEmpty {
+                let u = try id("tokenizer.ggml.unknown_token_id") ?? 0
+                if pieces[u].type == .control || pieces[u].type == .normal { pieces[u].type = .unknown }
             }
             var m = SentencePieceModel(pieces: pieces)
             m.addDummyPrefix = flag("tokenizer.ggml.add_space_prefix") ?? true
