@@ -135,7 +135,13 @@ enum Families {
         let stops = Generator.stopIDs(config: w.config, tokenizer: tok, folder: folder)
         #expect(w.config.eosTokenIDs.count == 3)
         #expect(Set(w.config.eosTokenIDs).isSubset(of: stops))
-        if let e = tok.eosID { #expect(stops.contains(e)) }
+        #expect(tok.eosID.flatMap(tok.token) == "<|eot_id|>" && stops.contains(tok.eosID!))
+        // Without tokenizer_config.json the tokenizer's eos is the first of config.json's list.
+        let tmp = TempDir()
+        try FileManager.default.copyItem(atPath: Families.folder("llama31"), toPath: tmp.sub("m"))
+        try FileManager.default.removeItem(atPath: tmp.sub("m/tokenizer_config.json"))
+        let bare = try #require(try Tokenizer.load(for: ModelFolder(tmp.sub("m"))))
+        #expect(bare.eosID == w.config.eosTokenIDs.first)
         // A continuation that reaches a stop id ends there, the id included.
         let p = try Families.prompts("llama31")[0]
         let g = Generator(model: LlamaModel(weights: w, maxTokens: 256), tokenizer: tok, stopIDs: stops.union([p.greedy[2]]))

@@ -145,7 +145,8 @@ public struct Tokenizer: Sendable {
         }
         if let c = try read("config.json") {
             n.bosID = c["bos_token_id"]?.unsignedValue
-            n.eosID = c["eos_token_id"]?.unsignedValue
+            // One id, or a list (Llama-3.1-Instruct: 128001, 128008, 128009): the first is the tokenizer's eos.
+            n.eosID = c["eos_token_id"]?.unsignedValue ?? c["eos_token_id"]?.arrayValue?.first?.unsignedValue
         }
         return n
     }
