@@ -122,11 +122,10 @@ public enum GGUFExport {
     static func metadata(model: ModelFolder, config: LlamaConfig, family: ModelFamily, outType: DType,
                          parameters: Int) throws -> (kv: [(String, GGUFValue)], notes: [String]) {
         let arch = family.ggufArchitecture
-        var kv: [(String, GGUFValue)] = [
-            ("general.architecture", .string(arch)),
-            ("general.type", .string("model")),
-            ("general.name", .string(modelName(model.isSingleFile ? Path.parent(model.inputPath) : model.folder))),
-            ("general.size_label", .string(sizeLabel(parameters))),
+        var kv: [(String, GGUFValue)] = [("general.architecture", .string(arch)), ("general.type", .string("model"))]
+        kv += try GGUFGeneralMetadata.keys(folder: model.isSingleFile ? Path.parent(model.inputPath) : model.folder, config: config.json,
+                                           totalParameters: parameters, computedSizeLabel: sizeLabel(parameters))
+        kv += [
             ("\(arch).block_count", .uint32(UInt32(config.numHiddenLayers))),
             ("\(arch).context_length", .uint32(UInt32(config.maxPositionEmbeddings ?? family.defaultContextLength))),
             ("\(arch).embedding_length", .uint32(UInt32(config.hiddenSize))),
@@ -154,15 +153,6 @@ public enum GGUFExport {
         let tok = try GGUFTokenizerMetadata.metadata(model: model, config: config, family: family)
         kv += tok.kv
         return (kv, tok.notes)
-    }
-
-    /// gguf-py's name heuristic for a plain folder name: separators to spaces, words capitalised ("tiny-llama" →
-    /// "Tiny Llama"). (The converter also parses size/version/fine-tune parts out of hub-style names; not done.)
-    static func modelName(_ folder: String) -> String {
-        var name = Path.baseName(folder)
-        if name == "." || name.isEmpty, let real = Sys.realPath(folder) { name = Path.baseName(real) }
-        return name.split(whereSeparator: { $0 == "-" || $0 == "_" }).map { w in w.prefix(1).uppercased() + w.dropFirst() }
-            .joined(separator: " ")
     }
 
     /// gguf-py `model_weight_count_rounded_notation`: K/M/B/T with at least two significant digits ("227K", "6.7B").
