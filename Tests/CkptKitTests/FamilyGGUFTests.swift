@@ -174,3 +174,29 @@ import Testing
         #expect(none.status == 0 && !(none.stdout + none.stderr).contains("sliding_window"))
     }
 }
+
+/// int8 quantization asks the family dispatch: LLaMA's Linear targets fit Mistral and Qwen2 (whose biases are copied
+/// untouched); Gemma is refused by name.
+@Suite struct FamilyQuantizeTests {
+    @Test func qwen2QuantizesWithItsBiasesKept() throws {
+        let tmp = TempDir()
+        let r = try CLI.run(["quantize", Fx.path("families/qwen2"), tmp.sub("q"), "--scheme", "int8-channel"])
+        try #require(r.status == 0, "\(r.stderr)")
+        let source = try ModelFolder(Fx.path("families/qwen2")), out = try ModelFolder(tmp.sub("q"))
+        let biases = source.tensors.filter { $0.name.hasSuffix(".bias") }
+        #expect(biases.count == 6)
+        for b in biases {
+            let o = try #require(out.tensor(named: b.name))
+            #expect(o.info == b.info && o.sha256() == b.sha256(), "\(b.name)")
+        }
+        #expect(out.tensor(named: "model.layers.0.self_attn.q_proj.weight_packed") != nil)
+    }
+
+    @Test func gemmaIsRefusedForInt8() throws {
+        let tmp = TempDir()
+        let r = try CLI.run(["quantize", Fx.path("families/gemma"), tmp.sub("q"), "--scheme", "int8-channel"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("GemmaForCausalLM"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: tmp.sub("q")))
+    }
+}
