@@ -73,6 +73,7 @@ fixtures: fixtures-env
 	$(PYTHON) Fixtures/generate_quant.py
 	$(PYTHON) Fixtures/generate_lora.py
 	$(PYTHON) Fixtures/generate_tokenizers.py
+	$(PYTHON) Fixtures/generate_families.py
 
 # Developers only: the reference loaders re-read what ckpt writes now.
 crosscheck: release

@@ -555,11 +555,56 @@ def gguf_section(lcpp: Path, work: Path, notes: dict) -> dict:
             desc = gq.describe_gguf(dest)
             desc["file"]["committed"] = keep
             write_json(GG / f"{name}-{outtype}.json", desc)
+            check = tensor_check(name, dest, outtype)
             if outtype == "f32":
                 summary[name] = gguf_summary(dest, desc)
+                summary[name]["tensor_check"] = {}
+            summary[name]["tensor_check"][outtype] = check
             print(f"  gguf {name}-{outtype}: {desc['kv_count']} KV, {desc['tensor_count']} tensors", flush=True)
     notes["convert_log"] = logs
     return summary
+
+
+def tensor_check(name: str, path: Path, outtype: str) -> str:
+    """Every converted tensor against the bf16 source as gguf-py casts it: q/k rows permuted for llama-arch files
+    (LlamaModel.permute), untouched for qwen2; F32 for norms/biases/1-D, the outtype otherwise (Q8_0 -> F16 where a
+    row is not a multiple of 32). rope_freqs.weight is generated, checked against the summary only."""
+    folder = OUT / name
+    cfg = AutoConfig.from_pretrained(str(folder))
+    r = gguf.GGUFReader(str(path))
+    arch = gguf.MODEL_ARCH.QWEN2 if cfg.model_type == "qwen2" else gguf.MODEL_ARCH.LLAMA
+    nmap = gguf.get_tensor_name_map(arch, cfg.num_hidden_layers)
+    src = safetensors.torch.load_file(str(folder / "model.safetensors"))
+    hf_of = {nmap.get_name(k, try_suffixes=(".weight", ".bias")): k for k in src}
+    seen, fallback = set(), []
+    for t in r.tensors:
+        if t.name == "rope_freqs.weight":
+            assert arch == gguf.MODEL_ARCH.LLAMA and t.tensor_type == gguf.GGMLQuantizationType.F32
+            continue
+        hf = hf_of[t.name]
+        seen.add(hf)
+        w = src[hf].float().numpy()
+        if arch == gguf.MODEL_ARCH.LLAMA and hf.endswith(("q_proj.weight", "k_proj.weight")):
+            heads = cfg.num_attention_heads if "q_proj" in hf else cfg.num_key_value_heads
+            w = gq.permute_qk(w, heads, heads)
+        tt = t.tensor_type
+        if w.ndim <= 1 or t.name.endswith("_norm.weight") or not t.name.endswith(".weight"):
+            assert tt == gguf.GGMLQuantizationType.F32, (t.name, tt)
+        want = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}[outtype]
+        if w.ndim == 2 and tt.name != want:
+            assert outtype == "q8_0" and tt == gguf.GGMLQuantizationType.F16 and w.shape[1] % 32, (t.name, tt)
+            fallback.append(t.name)
+        if tt == gguf.GGMLQuantizationType.F32:
+            ok = np.array_equal(np.asarray(t.data).reshape(w.shape), w)
+        elif tt == gguf.GGMLQuantizationType.F16:
+            ok = bytes(t.data) == w.astype(np.float16).tobytes()
+        else:
+            ok = bytes(t.data) == gguf.quants.quantize(w.astype(np.float32), tt).tobytes()
+        assert ok, (name, outtype, t.name)
+    assert seen == set(src), set(src) - seen
+    return ("all tensors equal the source as gguf-py casts it (q/k permuted)" if arch == gguf.MODEL_ARCH.LLAMA
+            else "all tensors equal the source as gguf-py casts it (q/k/v weights and biases not permuted)") + (
+        f"; F16 fallback for {len(fallback)} tensors (row length not a multiple of 32)" if fallback else "")
 
 
 def gguf_summary(path: Path, desc: dict) -> dict:
@@ -727,6 +772,16 @@ def main() -> None:
             versions["convert_hf_to_gguf warnings"] = notes["convert_log"]
             for name in SUPPORTED:
                 exps[name]["gguf"] = summary[name]
+                if "rope_freqs" in summary[name]:
+                    # llama.cpp divides theta^(-2i/d) by rope_freqs[i]; transformers' scaled inv_freq should match
+                    rp = exps[name]["config"]["rope_parameters_as_loaded"]
+                    d = exps[name]["config"]["head_dim"]
+                    base = 1.0 / (rp["rope_theta"] ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+                    tf = torch.tensor(exps[name]["rope"]["inv_freq"])
+                    rf = torch.tensor(summary[name]["rope_freqs"])
+                    summary[name]["rope_freqs_vs_transformers"] = {
+                        "max_rel_diff(theta^(-2i/d)/rope_freqs, transformers inv_freq)":
+                            float(((base / rf - tf).abs() / tf).max())}
 
         for name in SUPPORTED:
             write_json(EXP / f"{name}.json", exps[name])

@@ -1,11 +1,11 @@
-/// Does config.json describe these tensors? For the families ckpt knows (LLaMA today), the hidden size and the layer
+/// Does config.json describe these tensors? For the families ckpt knows (LLaMA, Mistral, Qwen2), the hidden size and the layer
 /// count must agree with the tensors: `inspect` warns, commands that write refuse before writing. For architectures
 /// ckpt does not know, config.json stays opaque (copied as it is) — but it must at least be valid JSON.
 public enum ConfigCheck {
     /// Architectures whose config ckpt checks against the tensors.
     static func isKnownFamily(_ config: JSON) -> Bool {
         let archs = config["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        return archs.contains("LlamaForCausalLM") || config["model_type"]?.stringValue == "llama"
+        return ModelFamily.allCases.contains { archs.contains($0.architecture) || config["model_type"]?.stringValue == $0.rawValue }
     }
 
     /// The contradictions between `model`'s config.json and its tensors (none without a config). Throws when

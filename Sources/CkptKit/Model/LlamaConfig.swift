@@ -32,11 +32,11 @@ public struct LlamaConfig: Sendable, Equatable {
         public var type: String
         public var factor: Double?
         /// llama3 scaling (families.md §3.4); transformers' defaults when absent are l 1, h 4, L = max_position_embeddings.
-        public var lowFreqFactor: Double?
-        public var highFreqFactor: Double?
-        public var originalMaxPositionEmbeddings: Int?
-        /// The key that named the type: `type` or `rope_type` (llama.cpp's converter reads only `type` for linear).
-        public var typeKey: String
+        public var lowFreqFactor: Double? = nil
+        public var highFreqFactor: Double? = nil
+        public var originalMaxPositionEmbeddings: Int? = nil
+        /// The key that named the type: `type` or `rope_type`.
+        public var typeKey: String = "rope_type"
     }
 
     public var modelType: String?

@@ -61,6 +61,15 @@ public enum ModelFamily: String, Sendable, CaseIterable {
     /// The attention projections that carry a bias (Qwen2: q, k, v; never o).
     public var biasedProjections: [String] { self == .qwen2 ? ["q_proj", "k_proj", "v_proj"] : [] }
 
+    /// transformers' `max_position_embeddings` default per config class (the converter reads it from there).
+    public var defaultContextLength: Int {
+        switch self {
+        case .llama: 2048
+        case .mistral: 4096 * 32
+        case .qwen2: 32768
+        }
+    }
+
     public static let supportedList = ModelFamily.allCases.map { "\($0.architecture) (\($0.rawValue))" }.joined(separator: ", ")
 
     /// The family of a config.json: `architectures[0]` decides, `model_type` must agree; a config with only

@@ -1,9 +1,19 @@
-/// Hugging Face LLaMA → GGUF v3 for llama.cpp, following `convert_hf_to_gguf.py`: GGUF tensor names, q/k rows
-/// un-permuted back to Meta's adjacent-pair rotary layout, 1-D tensors and norms in F32, everything else in the
-/// chosen type (Q8_0 falls back to F16 for rows that are not a multiple of 32), llama.* and tokenizer metadata with
-/// the value types llama.cpp requires.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Hugging Face checkpoints of the supported families (LLaMA 1–3.2, Mistral, Qwen2/2.5) → GGUF v3 for llama.cpp,
+/// following `convert_hf_to_gguf.py` at 0c1e57098 (families.md §4–6): GGUF tensor names, q/k rows permuted to
+/// llama.cpp's adjacent-pair rotary layout for `llama` files (kept for `qwen2`), 1-D tensors, norms and biases in
+/// F32, everything else in the chosen type (Q8_0 falls back to F16 for rows that are not a multiple of 32),
+/// `rope_freqs.weight` for llama3 rope scaling, and the architecture and tokenizer metadata with the value types
+/// llama.cpp requires. Any tensor outside the family's set is refused, never dropped.
 public enum GGUFExport {
-    /// HF name → GGUF name (nil: not exported).
+    static let purpose = "GGUF export"
+
+    /// HF name → GGUF name (nil: not a tensor GGUF export knows).
     public static func ggufName(_ hf: String) -> String? {
         switch hf {
         case "model.embed_tokens.weight": return "token_embd.weight"
@@ -20,6 +30,7 @@ public enum GGUFExport {
             "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
             "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+            "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
         ]
         return map[part].map { "blk.\(layer).\($0)" }
     }
@@ -35,22 +46,56 @@ public enum GGUFExport {
         }
     }
 
+    /// `rope_freqs.weight` for llama3 rope scaling (`LlamaModel.generate_extra_tensors`): per frequency 1, the
+    /// factor, or 1/((1 − s)/f + s), computed step by step in f32 as the converter's torch scalars are
+    /// (families.md §4). nil when the config has no llama3 scaling.
+    public static func ropeFactors(_ c: LlamaConfig) -> [Float]? {
+        guard let r = c.ropeScaling, r.type.lowercased() == "llama3" else { return nil }
+        let dim = c.headDim
+        let base = c.ropeTheta
+        let factor = Float(r.factor ?? 8), low = Float(r.lowFreqFactor ?? 1), high = Float(r.highFreqFactor ?? 4)
+        // The converter reads original_max_position_embeddings from the rope parameters (transformers 5 keeps the
+        // rope_scaling value there), else 8192.
+        let old = Float(r.originalMaxPositionEmbeddings ?? 8192)
+        let lowWavelen = old / low, highWavelen = old / high
+        return (0..<(dim / 2)).map { i in
+            let e = Float(2 * i) / Float(dim)
+            let freq = 1 / Float(pow(base, Double(e)))
+            let wavelen = Float(2 * Double.pi) / freq
+            if wavelen < highWavelen { return 1 }
+            if wavelen > lowWavelen { return factor }
+            let smooth = (old / wavelen - low) / (high - low)
+            return 1 / ((1 - smooth) / factor + smooth)
+        }
+    }
+
     /// The GGUF tensors, in the converter's order, each with its operation.
-    static func plan(model: ModelFolder, config: LlamaConfig, outType: DType, stats: QualityStats) throws -> (plan: [PlannedTensor], notes: [String]) {
+    static func plan(model: ModelFolder, config: LlamaConfig, family: ModelFamily, outType: DType,
+                     stats: QualityStats) throws -> (plan: [PlannedTensor], notes: [String]) {
         var out: [PlannedTensor] = []
         var notes: [String] = []
+        if let factors = ropeFactors(config), family.ggufArchitecture == "llama" {  // generated before the file tensors
+            let bytes = factors.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+            out.append(PlannedTensor(info: TensorInfo(name: "rope_freqs.weight", dtype: .F32, shape: [factors.count]),
+                                     operation: ConstantOperation(bytes)))
+        }
         // The converter's order: shard files in index order, each file's tensors in its own (sorted) order.
-        for t in model.weightFiles.flatMap(\.tensors) {
-            guard let name = ggufName(t.name), t.info.dtype.isFloat else { continue }
+        for t in model.weightFiles.flatMap(\.tensors) where !Delta.isBuffer(t.name) {
+            guard let name = ggufName(t.name) else {  // ModelFamily.require has refused these already
+                throw FamilyError.unexpectedTensor(model: model.displayName, tensor: t.name, family: family.architecture, purpose: purpose)
+            }
+            guard t.info.dtype.isFloat else {
+                throw LlamaError.unsupportedWeight(tensor: t.name, detail: "dtype \(t.info.dtype): GGUF export takes float checkpoints")
+            }
             guard t.info.shape.allSatisfy({ $0 > 0 }) else {  // ggml divides by each dimension when it loads a file
                 throw PlanError.zeroSizeDimension(tensor: t.name, shape: t.info.shape, output: "GGUF")
             }
             var rows: RowPermutation?
-            if t.name.hasSuffix("self_attn.q_proj.weight") || t.name.hasSuffix("self_attn.k_proj.weight") {
+            if family.ggufPermutesQK && (t.name.hasSuffix("self_attn.q_proj.weight") || t.name.hasSuffix("self_attn.k_proj.weight")) {
                 rows = .hfToMeta(headDim: config.headDim)
             }
-            let oneD = t.info.shape.count <= 1 || name.hasSuffix("_norm.weight")
-            var type = oneD ? DType.F32 : outType
+            let float32 = t.info.shape.count <= 1 || name.hasSuffix("_norm.weight") || !name.hasSuffix(".weight")
+            var type = float32 ? DType.F32 : outType
             if type == .Q8_0 && (t.info.shape.last ?? 0) % 32 != 0 {
                 notes.append("\(name): rows of \(t.info.shape.last ?? 0) are not a multiple of 32; written as F16, as convert_hf_to_gguf.py does")
                 type = .F16
@@ -65,48 +110,49 @@ public enum GGUFExport {
                 out.append(PlannedTensor(info: info, operation: c.operation))
             }
         }
+        if let w = config.slidingWindow, family == .mistral, w < (config.maxPositionEmbeddings ?? Int.max) {
+            notes.append("sliding_window \(w) is shorter than the context (\(config.maxPositionEmbeddings ?? 0)) and GGUF cannot carry it: "
+                         + "llama.cpp attends to every earlier token, so its output diverges from transformers' past \(w) tokens "
+                         + "(ckpt run and verify apply the window)")
+        }
         return (out, notes)
     }
 
-    /// llama.* and tokenizer metadata in the converter's order and value types.
-    static func metadata(model: ModelFolder, config: LlamaConfig, outType: DType, parameters: Int) throws -> [(String, GGUFValue)] {
-        var kv: [(String, GGUFValue)] = [
-            ("general.architecture", .string("llama")),
-            ("general.type", .string("model")),
-            ("general.name", .string(modelName(model.isSingleFile ? Path.parent(model.inputPath) : model.folder))),
-            ("general.size_label", .string(sizeLabel(parameters))),
-            ("llama.block_count", .uint32(UInt32(config.numHiddenLayers))),
-            ("llama.context_length", .uint32(UInt32(config.maxPositionEmbeddings ?? 2048))),
-            ("llama.embedding_length", .uint32(UInt32(config.hiddenSize))),
-            ("llama.feed_forward_length", .uint32(UInt32(config.intermediateSize))),
-            ("llama.attention.head_count", .uint32(UInt32(config.numAttentionHeads))),
-            ("llama.attention.head_count_kv", .uint32(UInt32(config.numKeyValueHeads))),
-            ("llama.rope.freq_base", .float32(Float(config.ropeTheta))),
-            ("llama.attention.layer_norm_rms_epsilon", .float32(Float(config.rmsNormEps))),
+    /// The architecture's metadata in the converter's order and value types (families.md §5), then the tokenizer's.
+    static func metadata(model: ModelFolder, config: LlamaConfig, family: ModelFamily, outType: DType,
+                         parameters: Int) throws -> (kv: [(String, GGUFValue)], notes: [String]) {
+        let arch = family.ggufArchitecture
+        var kv: [(String, GGUFValue)] = [("general.architecture", .string(arch)), ("general.type", .string("model"))]
+        kv += try GGUFGeneralMetadata.keys(folder: model.isSingleFile ? Path.parent(model.inputPath) : model.folder, config: config.json,
+                                           totalParameters: parameters, computedSizeLabel: sizeLabel(parameters))
+        kv += [
+            ("\(arch).block_count", .uint32(UInt32(config.numHiddenLayers))),
+            ("\(arch).context_length", .uint32(UInt32(config.maxPositionEmbeddings ?? family.defaultContextLength))),
+            ("\(arch).embedding_length", .uint32(UInt32(config.hiddenSize))),
+            ("\(arch).feed_forward_length", .uint32(UInt32(config.intermediateSize))),
+            ("\(arch).attention.head_count", .uint32(UInt32(config.numAttentionHeads))),
+            ("\(arch).attention.head_count_kv", .uint32(UInt32(config.numKeyValueHeads))),
         ]
-        if config.json["head_dim"]?.intValue != nil {
-            kv.append(("llama.attention.key_length", .uint32(UInt32(config.headDim))))
-            kv.append(("llama.attention.value_length", .uint32(UInt32(config.headDim))))
+        if let r = config.ropeScaling, r.type == "linear", let f = r.factor {
+            kv.append(("\(arch).rope.scaling.type", .string("linear")))
+            kv.append(("\(arch).rope.scaling.factor", .float32(Float(f))))
+        }
+        kv.append(("\(arch).rope.freq_base", .float32(Float(config.ropeTheta))))
+        kv.append(("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(config.rmsNormEps))))
+        // transformers 5's config (what the converter reads) carries head_dim for LLaMA and Mistral always.
+        if config.hasHeadDimKey || family != .qwen2 {
+            kv.append(("\(arch).attention.key_length", .uint32(UInt32(config.headDim))))
+            kv.append(("\(arch).attention.value_length", .uint32(UInt32(config.headDim))))
         }
         kv.append(("general.file_type", .uint32(fileType(outType))))
-        kv.append(("llama.vocab_size", .uint32(UInt32(config.vocabSize))))
-        kv.append(("llama.rope.dimension_count", .uint32(UInt32(config.headDim))))
-        if let r = config.ropeScaling, r.type == "linear", let f = r.factor {
-            kv.append(("llama.rope.scaling.type", .string("linear")))
-            kv.append(("llama.rope.scaling.factor", .float32(Float(f))))
+        if family.ggufArchitecture == "llama" {
+            kv.append(("llama.vocab_size", .uint32(UInt32(config.vocabSize))))
+            kv.append(("llama.rope.dimension_count", .uint32(UInt32(config.headDim))))
         }
         kv.append(("general.quantization_version", .uint32(2)))
-        kv += try tokenizerMetadata(model: model, config: config)
-        return kv
-    }
-
-    /// gguf-py's name heuristic for a plain folder name: separators to spaces, words capitalised ("tiny-llama" →
-    /// "Tiny Llama"). (The converter also parses size/version/fine-tune parts out of hub-style names; not done.)
-    static func modelName(_ folder: String) -> String {
-        var name = Path.baseName(folder)
-        if name == "." || name.isEmpty, let real = Sys.realPath(folder) { name = Path.baseName(real) }
-        return name.split(whereSeparator: { $0 == "-" || $0 == "_" }).map { w in w.prefix(1).uppercased() + w.dropFirst() }
-            .joined(separator: " ")
+        let tok = try GGUFTokenizerMetadata.metadata(model: model, config: config, family: family)
+        kv += tok.kv
+        return (kv, tok.notes)
     }
 
     /// gguf-py `model_weight_count_rounded_notation`: K/M/B/T with at least two significant digits ("227K", "6.7B").
@@ -115,51 +161,6 @@ public enum GGUFExport {
         let (scaled, suffix): (Double, String) = v > 1e12 ? (v * 1e-12, "T") : v > 1e9 ? (v * 1e-9, "B") : v > 1e6 ? (v * 1e-6, "M") : (v * 1e-3, "K")
         let digits = String(Int(scaled.rounded())).drop(while: { $0 == "0" }).count
         return NumberFormat.fixed(scaled, max(2 - digits, 0)) + suffix
-    }
-
-    /// `tokenizer.ggml.*` from tokenizer.model (SentencePiece), padded to vocab_size as the converter does.
-    static func tokenizerMetadata(model: ModelFolder, config: LlamaConfig) throws -> [(String, GGUFValue)] {
-        guard model.sideFiles.contains("tokenizer.model") else { return [] }
-        let sp = try SentencePieceModel.read(path: model.path(of: "tokenizer.model"))
-        var tokens: [GGUFValue] = [], scores: [GGUFValue] = [], types: [GGUFValue] = []
-        for p in sp.pieces {
-            tokens.append(.string(p.piece))
-            scores.append(.float32(p.score))
-            types.append(.int32(Int32(p.type.rawValue)))
-        }
-        var i = sp.pieces.count
-        while i < config.vocabSize {  // ids the model has beyond the tokenizer: [PADn] fillers
-            tokens.append(.string("[PAD\(i)]"))
-            scores.append(.float32(-1000))
-            types.append(.int32(4))
-            i += 1
-        }
-        var kv: [(String, GGUFValue)] = [
-            ("tokenizer.ggml.model", .string("llama")),
-            ("tokenizer.ggml.pre", .string("default")),
-            ("tokenizer.ggml.tokens", .array(.string, tokens)),
-            ("tokenizer.ggml.scores", .array(.float32, scores)),
-            ("tokenizer.ggml.token_type", .array(.int32, types)),
-        ]
-        if let b = config.bosTokenID { kv.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(b)))) }
-        if let e = config.eosTokenID { kv.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(e)))) }
-        if let u = sp.pieces.firstIndex(where: { $0.type == .unknown }) { kv.append(("tokenizer.ggml.unknown_token_id", .uint32(UInt32(u)))) }
-        // add_bos / add_eos as gguf-py's SpecialVocab finds them: tokenizer_config.json first, else the
-        // TemplateProcessing post-processor of tokenizer.json (which yields add_bos and add_sep).
-        let cfg = model.sideFiles.contains("tokenizer_config.json") ? try LlamaConfig.readJSON(model.path(of: "tokenizer_config.json")) : nil
-        if let b = cfg?["add_bos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_bos_token", .bool(b))) }
-        if let e = cfg?["add_eos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_eos_token", .bool(e))) }
-        if cfg?["add_bos_token"]?.boolValue == nil, model.sideFiles.contains("tokenizer.json"),
-           let tj = try LlamaConfig.readJSON(model.path(of: "tokenizer.json")) as JSON?, let pp = tj["post_processor"],
-           pp["type"]?.stringValue == "TemplateProcessing", let single = pp["single"]?.arrayValue {
-            let bosPiece = config.bosTokenID.flatMap { $0 < sp.pieces.count ? sp.pieces[$0].piece : nil }
-            let first = single.first?["SpecialToken"]?["id"]?.stringValue
-            kv.append(("tokenizer.ggml.add_bos_token", .bool(first != nil && first == bosPiece)))
-            let pair = pp["pair"]?.arrayValue ?? []
-            let middle = pair.count > 2 ? pair.dropFirst().dropLast().contains { $0["SpecialToken"] != nil && $0["SpecialToken"]?["id"]?.stringValue != bosPiece } : false
-            kv.append(("tokenizer.ggml.add_sep_token", .bool(middle)))
-        }
-        return kv
     }
 
     public static func run(source: String, revision: String?, output: String, outType: DType, overwrite: Bool,
@@ -171,9 +172,12 @@ public enum GGUFExport {
         }
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
         try ConfigCheck.require(model)
+        let family = try ModelFamily.require(model, config: config, purpose: purpose)
         let stats = QualityStats()
-        let (plan, notes) = try plan(model: model, config: config, outType: outType, stats: stats)
-        let meta = try metadata(model: model, config: config, outType: outType, parameters: plan.reduce(0) { $0 + $1.info.elementCount })
+        var (plan, notes) = try plan(model: model, config: config, family: family, outType: outType, stats: stats)
+        let parameters = plan.reduce(0) { $0 + $1.info.elementCount }  // gguf-py counts every tensor, rope_freqs too
+        let (meta, tokenizerNotes) = try metadata(model: model, config: config, family: family, outType: outType, parameters: parameters)
+        notes += tokenizerNotes
         let infos = plan.map(\.info)
         let fileBytes = GGUFWriter.header(metadata: meta, tensors: infos, alignment: GGUFFile.defaultAlignment).count
             + infos.reduce(0) { $0 + GGUFWriter.padded($1.byteCount, GGUFFile.defaultAlignment) }

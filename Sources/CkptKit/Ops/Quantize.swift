@@ -123,6 +123,11 @@ public enum Quantize {
         let model = try ModelFolder(source, revision: revision)
         try PlanChecks.checkDistinct(output: output, inputs: [model.inputPath])
         try ConfigCheck.require(model)
+        guard let config = try model.config() else { throw ConfigError.missingField(file: model.path(of: "config.json"), key: "(config.json)") }
+        // The targets are the LLaMA Linear modules, which Mistral and Qwen2 share (Qwen2's biases stay unquantized);
+        // another family's modules are not known, so it is refused by name. Other tensors are copied untouched.
+        let family = try ModelFamily.of(config, file: model.path(of: "config.json"), purpose: "int8 quantization")
+        try family.requireSupported(config, file: model.path(of: "config.json"), purpose: "int8 quantization")
         var plan: [PlannedTensor] = []
         let stats = QualityStats()
         var sources: [(name: String, statKey: String, before: Int, after: Int)] = []
@@ -164,7 +169,6 @@ public enum Quantize {
         }
         ignored.append("lm_head")
         let layout = ShardLayout(tensors: plan.map(\.info), maxShardSize: maxShardSize)
-        guard let config = try model.config() else { throw ConfigError.missingField(file: model.path(of: "config.json"), key: "(config.json)") }
         let sideFiles = [SideFile.text("config.json", compressedTensorsConfig(config.json, scheme: scheme, ignore: ignored))]
             + model.sideFiles.filter { $0 != "config.json" }.map { SideFile.copy($0, from: model.path(of: $0)) }
         let schemeName = switch scheme { case .int8Channel: "int8-channel"; case .int8Group(let g): "int8-group/\(g)" }
