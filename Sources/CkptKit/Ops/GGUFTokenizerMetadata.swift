@@ -1,11 +1,13 @@
-/// Refusals of GGUF export that concern the tokenizer.
+/// Refusals of GGUF export (the family's own are `FamilyError`).
 public enum GGUFExportError: CkptError, Equatable {
+    case nonFloatTensor(tensor: String, dtype: String)
     case unknownPreTokenizer(file: String, detail: String)
     case tokenizerExceedsVocabulary(file: String, id: Int, vocabSize: Int)
     case invalidSpecialToken(file: String, key: String, id: Int)
 
     public var code: String {
         switch self {
+        case .nonFloatTensor: "ggufExportNonFloatTensor"
         case .unknownPreTokenizer: "ggufExportUnknownPreTokenizer"
         case .tokenizerExceedsVocabulary: "ggufExportTokenizerExceedsVocabulary"
         case .invalidSpecialToken: "ggufExportInvalidSpecialToken"
@@ -14,6 +16,7 @@ public enum GGUFExportError: CkptError, Equatable {
 
     public var description: String {
         switch self {
+        case let .nonFloatTensor(t, d): "tensor '\(t)': dtype \(d); GGUF export takes float checkpoints"
         case let .unknownPreTokenizer(f, d):
             "\(f): \(d); llama.cpp names its byte-level BPE pre-tokenizers (tokenizer.ggml.pre) and ckpt knows "
                 + "\"llama-bpe\" (LLaMA-3's split pattern) and \"qwen2\" (Qwen2's), so it cannot write a GGUF vocabulary llama.cpp would read the same way"
