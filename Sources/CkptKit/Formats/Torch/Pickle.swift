@@ -9,17 +9,7 @@ public enum PickleError: CkptError, Equatable {
     case malformed(file: String, offset: Int, detail: String)
     case tooDeep(file: String, offset: Int)
 
-    public var code: String {
-        switch self {
-        case .forbiddenGlobal: "pickleForbiddenGlobal"
-        case .unsupportedOpcode: "pickleUnsupportedOpcode"
-        case .truncated: "pickleTruncated"
-        case .invalidMemo: "pickleInvalidMemo"
-        case .stackUnderflow: "pickleStackUnderflow"
-        case .malformed: "pickleMalformed"
-        case .tooDeep: "pickleTooDeep"
-        }
-    }
+    public static let domain = "pickle"
 
     public var description: String {
         switch self {
@@ -125,9 +115,8 @@ public struct Unpickler {
     /// Memo indexes above this are refused (a state dict of 10,000 tensors uses ~100,000).
     public static let maxMemo = 1 << 26
 
-    let bytes: UnsafeRawBufferPointer
     let path: String
-    var pos = 0
+    var r: ByteReader<PickleError>
     var stack: [PickleValue] = []
     var marks: [Int] = []
     var memo: [Int: PickleValue] = [:]
@@ -138,36 +127,18 @@ public struct Unpickler {
     }
 
     init(bytes: UnsafeRawBufferPointer, path: String) {
-        self.bytes = bytes
         self.path = path
+        r = ByteReader(bytes) { f in .truncated(file: path, offset: f.offset) }
     }
 
-    // MARK: - Reading
+    // MARK: - Reading (the core's ByteReader; a short read is `PickleError.truncated` at the read's first byte)
 
-    mutating func byte() throws(PickleError) -> UInt8 {
-        guard pos < bytes.count else { throw .truncated(file: path, offset: pos) }
-        defer { pos += 1 }
-        return bytes[pos]
-    }
-
-    mutating func take(_ n: Int) throws(PickleError) -> UnsafeRawBufferPointer {
-        guard n >= 0, n <= bytes.count - pos else { throw .truncated(file: path, offset: pos) }
-        defer { pos += n }
-        return UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)])
-    }
-
-    mutating func u16() throws(PickleError) -> Int { let b = try take(2); return Int(b[0]) | Int(b[1]) << 8 }
-    mutating func u32() throws(PickleError) -> Int { let b = try take(4); return Int(UInt32(littleEndian: b.loadUnaligned(as: UInt32.self))) }
-    mutating func i32() throws(PickleError) -> Int { let b = try take(4); return Int(Int32(littleEndian: b.loadUnaligned(as: Int32.self))) }
-
-    mutating func line() throws(PickleError) -> String {
-        let start = pos
-        while pos < bytes.count && bytes[pos] != 0x0A { pos += 1 }
-        guard pos < bytes.count else { throw .truncated(file: path, offset: start) }
-        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
-        pos += 1
-        return s
-    }
+    mutating func byte() throws(PickleError) -> UInt8 { try r.u8() }
+    mutating func take(_ n: Int) throws(PickleError) -> UnsafeRawBufferPointer { try r.bytes(n) }
+    mutating func u16() throws(PickleError) -> Int { Int(try r.u16()) }
+    mutating func u32() throws(PickleError) -> Int { Int(try r.u32()) }
+    mutating func i32() throws(PickleError) -> Int { Int(try r.i32()) }
+    mutating func line() throws(PickleError) -> String { String(decoding: try r.line(), as: UTF8.self) }
 
     // MARK: - Stack
 
@@ -201,7 +172,7 @@ public struct Unpickler {
 
     mutating func run() throws(PickleError) -> PickleValue {
         while true {
-            let at = pos
+            let at = r.offset
             let op = try byte()
             switch op {
             case 0x80:  // PROTO
@@ -302,8 +273,7 @@ public struct Unpickler {
             case 0x89: try push(.bool(false), at)  // NEWFALSE
             case 0x4E: try push(.none, at)  // NONE
             case 0x47:  // BINFLOAT (big-endian)
-                let b = try take(8)
-                try push(.float(Double(bitPattern: UInt64(bigEndian: b.loadUnaligned(as: UInt64.self)))), at)
+                try push(.float(try r.f64(bigEndian: true)), at)
             default:
                 throw .unsupportedOpcode(file: path, opcode: op, offset: at)
             }
