@@ -15,7 +15,7 @@ public final class SafetensorsFile: Sendable {
         try self.init(file: MappedFile(path: path))
     }
 
-    public init(file: MappedFile) throws {
+    public init(file: MappedFile) throws(SafetensorsError) {
         self.file = file
         path = file.path
         let header = try SafetensorsFile.parseHeader(file.all, fileSize: file.size, path: file.path)
