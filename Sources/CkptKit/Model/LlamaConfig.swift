@@ -5,14 +5,7 @@ public enum ConfigError: CkptError {
     case wrongType(file: String, key: String, expected: String)
     case invalidValue(file: String, key: String, reason: String)
 
-    public var code: String {
-        switch self {
-        case .unreadable: "configUnreadable"
-        case .missingField: "configMissingField"
-        case .wrongType: "configWrongType"
-        case .invalidValue: "configInvalidValue"
-        }
-    }
+    public static let domain = "config"
 
     public var description: String {
         switch self {
