@@ -108,7 +108,7 @@ import Testing
         let tmp = TempDir()
         let r = try CLI.run(["convert", Fx.path("families/" + model), tmp.sub("x.gguf"), "--to", "gguf", "--json"])
         #expect(r.status == 1)
-        #expect(r.stdout.contains("familyUnsupportedArchitecture") || r.stderr.contains("familyUnsupportedArchitecture"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("family.unsupportedArchitecture") || r.stderr.contains("family.unsupportedArchitecture"), "\(r.stdout)\(r.stderr)")
         #expect(r.stderr.contains(model == "gemma" ? "GemmaForCausalLM" : "Phi3ForCausalLM"))
         #expect(!FileManager.default.fileExists(atPath: tmp.sub("x.gguf")))
         let source = try ModelFolder(Fx.path("families/" + model))

@@ -5,14 +5,7 @@ public enum GGUFExportError: CkptError, Equatable {
     case tokenizerExceedsVocabulary(file: String, id: Int, vocabSize: Int)
     case invalidSpecialToken(file: String, key: String, id: Int)
 
-    public var code: String {
-        switch self {
-        case .nonFloatTensor: "ggufExportNonFloatTensor"
-        case .unknownPreTokenizer: "ggufExportUnknownPreTokenizer"
-        case .tokenizerExceedsVocabulary: "ggufExportTokenizerExceedsVocabulary"
-        case .invalidSpecialToken: "ggufExportInvalidSpecialToken"
-        }
-    }
+    public static let domain = "ggufExport"
 
     public var description: String {
         switch self {
