@@ -74,6 +74,7 @@ fixtures: fixtures-env
 	$(PYTHON) Fixtures/generate_lora.py
 	$(PYTHON) Fixtures/generate_tokenizers.py
 	$(PYTHON) Fixtures/generate_families.py
+	$(PYTHON) Fixtures/generate_gguf_extra.py
 
 # Developers only: the reference loaders re-read what ckpt writes now.
 crosscheck: release

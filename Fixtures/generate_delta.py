@@ -617,28 +617,28 @@ def main():
 
     t = "model.layers.1.mlp.up_proj.weight"
     d = variant("missing_tensor", t, lambda v: None)
-    add("missing_tensor", BASE, d, "deltaMissingTensor", t,
+    add("missing_tensor", BASE, d, "delta.missingTensor", t,
         f"delta-bin without {t} (its shard rewritten, index updated): a base weight has no delta. FastChat "
         "does not notice: from_pretrained initialises the missing weight randomly and `assert name in "
         "delta.state_dict()` checks the instantiated model, not the checkpoint (output = base + random init)")
     t = "model.layers.1.mlp.down_proj.weight"
     d = variant("shape_mismatch", t, lambda v: v.t().contiguous())
-    add("shape_mismatch", BASE, d, "deltaShapeMismatch", t,
+    add("shape_mismatch", BASE, d, "delta.shapeMismatch", t,
         f"delta-bin with {t} stored transposed: [172, 64] instead of the base's [64, 172] "
         "(same element count and byte size; only the shape differs)")
     t = "model.norm.weight"
     d = variant("non_float", t, lambda v: torch.round(v.float() * 4096).to(torch.int32))
-    add("non_float", BASE, d, "deltaNonFloat", t,
+    add("non_float", BASE, d, "delta.nonFloat", t,
         f"delta-bin with {t} stored as I32 [64] (round(delta * 4096)); every other tensor is F16. FastChat "
         "does not notice: from_pretrained(torch_dtype=float16) converts the integers to fp16")
     tn, dn = norm_stats(target16), norm_stats(delta16)
-    add("delta_is_weights", BASE, target_dir, "sanityDeltaLooksLikeWeights", None,
+    add("delta_is_weights", BASE, target_dir, "sanity.deltaLooksLikeWeights", None,
         "the 'delta' is the fine-tuned model itself (delta/target), not a difference: its RMSNorm weights "
         f"have mean {tn['mean']} (min {tn['min']}, max {tn['max']}); a real delta's are near 0 (delta-st: "
         f"mean {dn['mean']}, min {dn['min']}, max {dn['max']}). A warning unless --strict; FastChat applies it "
         "silently (the result is base + weights)")
     bn = norm_stats(base16)
-    add("base_is_delta", delta_st, delta_st, "sanityBaseLooksLikeDelta", None,
+    add("base_is_delta", delta_st, delta_st, "sanity.baseLooksLikeDelta", None,
         "the 'base' is a delta (delta/delta-st): its RMSNorm weights have mean "
         f"{dn['mean']} (min {dn['min']}, max {dn['max']}), where real weights are O(1) (tiny-llama: mean "
         f"{bn['mean']}, min {bn['min']}, max {bn['max']})")

@@ -538,7 +538,7 @@ def make_error_cases(info: dict):
 
     d = valid("no-match")
     edit_config(d, target_modules=["nonexistent_proj"])
-    record("no-match", "loraNoTargetMatched", d, note="no base module matches target_modules")
+    record("no-match", "lora.noTargetMatched", d, note="no base module matches target_modules")
 
     d = valid("absent-module")
     def add_layer7(sd):
@@ -547,7 +547,7 @@ def make_error_cases(info: dict):
                 sd[k.replace(".layers.1.", ".layers.7.")] = sd[k].clone()
         return sd
     edit_tensors(d, add_layer7)
-    record("absent-module", "loraTensorForAbsentModule", d, tensor="base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight",
+    record("absent-module", "lora.tensorForAbsentModule", d, tensor="base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight",
            note="tensors for layers.7 of a 2-layer base")
 
     d = valid("untargeted")
@@ -557,50 +557,50 @@ def make_error_cases(info: dict):
                 sd[k.replace("q_proj", "k_proj")] = sd[k].clone()
         return sd
     edit_tensors(d, add_k)
-    record("untargeted", "loraTensorForUntargetedModule", d, tensor="base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight",
+    record("untargeted", "lora.tensorForUntargetedModule", d, tensor="base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight",
            note="k_proj tensors while the config targets q_proj and v_proj")
 
     d = valid("missing-b")
     edit_tensors(d, lambda sd: {k: v for k, v in sd.items() if k != "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"})
-    record("missing-b", "loraMissingTensor", d, tensor="base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight",
+    record("missing-b", "lora.missingTensor", d, tensor="base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight",
            note="a targeted module without lora_B")
 
     d = valid("missing-module")
     edit_tensors(d, lambda sd: {k: v for k, v in sd.items() if ".layers.0.self_attn.q_proj." not in k})
-    record("missing-module", "loraMissingTensor", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+    record("missing-module", "lora.missingTensor", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
            note="a targeted module with no tensors at all (peft merges its init values)")
 
     d = valid("rank-mismatch")
     edit_config(d, r=16)
-    record("rank-mismatch", "loraRankMismatch", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+    record("rank-mismatch", "lora.rankMismatch", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
            note="config r=16, tensors r=2")
 
     d = valid("rank-pattern-mismatch")
     edit_config(d, rank_pattern={"v_proj": 4})
-    record("rank-pattern-mismatch", "loraRankMismatch", d,
+    record("rank-pattern-mismatch", "lora.rankMismatch", d,
            tensor="base_model.model.model.layers.0.self_attn.v_proj.lora_A.weight", note="rank_pattern says 4, tensors r=2")
 
     d = valid("shape-mismatch")
     edit_tensors(d, lambda sd: {k: (v[:, :63].contiguous() if k == "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" else v)
                                 for k, v in sd.items()})
-    record("shape-mismatch", "loraShapeMismatch", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
+    record("shape-mismatch", "lora.shapeMismatch", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
            note="lora_A [2, 63] for a 64-input q_proj")
 
     d = valid("b-shape-mismatch")
     edit_tensors(d, lambda sd: {k: (v[:60].contiguous() if k == "base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight" else v)
                                 for k, v in sd.items()})
-    record("b-shape-mismatch", "loraShapeMismatch", d, tensor="base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight",
+    record("b-shape-mismatch", "lora.shapeMismatch", d, tensor="base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight",
            note="lora_B [60, 2] for a 64-output q_proj")
 
     d = valid("peft-type")
     edit_config(d, peft_type="LOHA")
-    record("peft-type", "loraUnsupportedPeftType", d, note="peft_type LOHA", peft=False)
+    record("peft-type", "lora.unsupportedPeftType", d, note="peft_type LOHA", peft=False)
 
     for init in ["pissa", "pissa_niter_4", "olora", "corda", "loftq", "lora_ga"]:
         n = f"init-{init.replace('_', '-')}"
         d = valid(n)
         edit_config(d, init_lora_weights=init)
-        record(n, "loraBaseRewritingInit", d, note=f"init_lora_weights={init!r} rewrites the base at load", peft=(init == "pissa"))
+        record(n, "lora.baseRewritingInit", d, note=f"init_lora_weights={init!r} rewrites the base at load", peft=(init == "pissa"))
 
     for field, value in [("layer_replication", [[0, 2]]), ("alora_invocation_tokens", [5, 6]), ("use_qalora", True),
                          ("target_parameters", ["mlp.experts.gate_up_proj"]), ("trainable_token_indices", [1, 2]),
@@ -608,11 +608,11 @@ def make_error_cases(info: dict):
         n = f"option-{field.replace('_', '-')}"
         d = valid(n)
         edit_config(d, **{field: value})
-        record(n, "loraUnmergeableOption", d, note=f"{field} set", peft=False)
+        record(n, "lora.unmergeableOption", d, note=f"{field} set", peft=False)
 
     d = valid("fan-in-fan-out")
     edit_config(d, fan_in_fan_out=True)
-    record("fan-in-fan-out", "loraFanInFanOut", d, note="fan_in_fan_out (GPT-2 Conv1D layout)")
+    record("fan-in-fan-out", "lora.fanInFanOut", d, note="fan_in_fan_out (GPT-2 Conv1D layout)")
 
     d = valid("nonfinite")
     def nan(sd):
@@ -622,60 +622,60 @@ def make_error_cases(info: dict):
         sd[k][5, 0] = float("inf")
         return sd
     edit_tensors(d, nan)
-    record("nonfinite", "loraNonFinite", d, tensor="base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight",
+    record("nonfinite", "lora.nonFinite", d, tensor="base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight",
            note="NaN and Inf in lora_B (a warning with allowNonfinite)")
 
     d = valid("rank-zero")
     edit_config(d, r=0)
-    record("rank-zero", "loraInvalidRank", d, note="r = 0", peft=False)
+    record("rank-zero", "lora.invalidRank", d, note="r = 0", peft=False)
 
     d = valid("lora-bias-no-base-bias", spec=dict(config=dict(r=2, lora_alpha=4, target_modules=Q_V, lora_bias=True)))
-    record("lora-bias-no-base-bias", "loraBiasWithoutBaseBias", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias",
+    record("lora-bias-no-base-bias", "lora.biasWithoutBaseBias", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias",
            note="lora_bias on a base whose q_proj has no bias")
 
     d = valid("unprefixed")
     edit_tensors(d, lambda sd: {k.removeprefix("base_model.model."): v for k, v in sd.items()})
-    record("unprefixed", "loraUnexpectedTensorName", d, tensor="model.layers.0.self_attn.q_proj.lora_A.weight",
+    record("unprefixed", "lora.unexpectedTensorName", d, tensor="model.layers.0.self_attn.q_proj.lora_A.weight",
            note="keys without base_model.model. (peft ignores them and merges init values)")
 
     d = valid("other-adapter-name")
     edit_tensors(d, lambda sd: {re.sub(r"\.(lora_[AB])\.weight$", r".\1.other.weight", k): v for k, v in sd.items()})
-    record("other-adapter-name", "loraUnexpectedTensorName", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.other.weight",
+    record("other-adapter-name", "lora.unexpectedTensorName", d, tensor="base_model.model.model.layers.0.self_attn.q_proj.lora_A.other.weight",
            note="keys carrying an adapter name other than default (peft ignores them)")
 
     d = valid("dora-embedding", spec=dict(config=dict(r=2, lora_alpha=4, use_dora=True, target_modules=["embed_tokens"]),
                                           save_embedding_layers=False))
-    record("dora-embedding", "loraUnsupportedFeature", d, note="DoRA on an embedding")
+    record("dora-embedding", "lora.unsupportedFeature", d, note="DoRA on an embedding")
 
     d = valid("string-target-with-layers")
     edit_config(d, target_modules=r".*\.q_proj", layers_to_transform=[0])
-    record("string-target-with-layers", "loraInvalidConfig", d, note="a regex target with layers_to_transform", peft=False)
+    record("string-target-with-layers", "lora.invalidConfig", d, note="a regex target with layers_to_transform", peft=False)
 
     d = valid("norm-target")
     edit_config(d, target_modules=["q_proj", "input_layernorm"])
-    record("norm-target", "loraUnsupportedModule", d, note="target_modules matches an RMSNorm", peft=True)
+    record("norm-target", "lora.unsupportedModule", d, note="target_modules matches an RMSNorm", peft=True)
 
     d = valid("quantized-base")
-    record("quantized-base", "loraQuantizedBase", d, base="quant", note="a compressed-tensors int8 base")
+    record("quantized-base", "lora.quantizedBase", d, base="quant", note="a compressed-tensors int8 base")
 
     d = valid("no-config")
     (d / "adapter_config.json").unlink()
-    record("no-config", "loraMissingConfig", d, note="no adapter_config.json", peft=False)
+    record("no-config", "lora.missingConfig", d, note="no adapter_config.json", peft=False)
 
     d = valid("no-weights")
     (d / "adapter_model.safetensors").unlink()
-    record("no-weights", "loraNoWeights", d, note="no adapter_model.safetensors / .bin", peft=False)
+    record("no-weights", "lora.noWeights", d, note="no adapter_model.safetensors / .bin", peft=False)
 
     d = valid("resized-without-base-layer", spec=dict(config=dict(r=2, lora_alpha=4, target_modules=["embed_tokens"]),
                                                       save_embedding_layers=False),
               case=dict(base="tiny", dtype="f16", resize=1003))
-    record("resized-without-base-layer", "loraShapeMismatch", d, tensor="base_model.model.model.embed_tokens.lora_embedding_A",
+    record("resized-without-base-layer", "lora.shapeMismatch", d, tensor="base_model.model.model.embed_tokens.lora_embedding_A",
            note="lora_embedding_A for 1003 tokens, no saved embedding: the grown rows are unknown", peft=False)
 
     d1 = valid("dora-after-other-1", seed=4)
     d2 = valid("dora-after-other-2", spec=dict(config=dict(r=2, lora_alpha=4, use_dora=True, target_modules=["q_proj"])), seed=3)
     expected["dora-after-other"] = {
-        "adapters": [rel(d1), rel(d2)], "base": rel(TINY), "code": "loraUnsupportedFeature",
+        "adapters": [rel(d1), rel(d2)], "base": rel(TINY), "code": "lora.unsupportedFeature",
         "note": "a DoRA adapter after another adapter on the same tensor (peft 0.21.2 unmerges and re-merges the "
                 "earlier adapters to take the norm on the unmerged weight: a replay ckpt does not reproduce)"}
 

@@ -895,66 +895,66 @@ def malformed_section(lcpp: Path, exe: Path, notes: dict) -> None:
         (root / f"{name}.gguf").write_bytes(data)
         cases[name] = {"error": error, "tensor": tensor, "key": key, "description": description}
 
-    case("bad_magic", b"tjgg" + valid[4:], "ggufBadMagic",
+    case("bad_magic", b"tjgg" + valid[4:], "gguf.badMagic",
          "magic 'tjgg' (the legacy GGJT magic as stored on disk) instead of 'GGUF'")
-    case("version_1", patched(valid, 4, "<I", 1), "ggufUnsupportedVersion", "version field 1 (GGUF v1)")
-    case("version_4", patched(valid, 4, "<I", 4), "ggufUnsupportedVersion", "version field 4")
-    case("truncated_header", valid[:20], "ggufTruncated",
+    case("version_1", patched(valid, 4, "<I", 1), "gguf.unsupportedVersion", "version field 1 (GGUF v1)")
+    case("version_4", patched(valid, 4, "<I", 4), "gguf.unsupportedVersion", "version field 4")
+    case("truncated_header", valid[:20], "gguf.truncated",
          "20 bytes: magic, version, tensor count and half of the KV count")
     cut = kvo["test.strings"][1] + 12 + 9 + 8 + 1  # type + count, element "a", then 1 byte into "bc"
-    case("truncated_kv", valid[:cut], "ggufTruncated",
+    case("truncated_kv", valid[:cut], "gguf.truncated",
          f"cut at byte {cut}, inside the value of 'test.strings' (array of strings)", key="test.strings")
     cut = tio["b"][0] + 10
-    case("truncated_tensor_info", valid[:cut], "ggufTruncated",
+    case("truncated_tensor_info", valid[:cut], "gguf.truncated",
          f"cut at byte {cut}, inside the tensor info of 'b' (after its name and 1 byte of n_dims)")
     oc = s0["infos"][2][3]
     cut = data_off + oc + 40
-    case("truncated_data", valid[:cut], "ggufTensorOutOfBounds",
+    case("truncated_data", valid[:cut], "gguf.tensorOutOfBounds",
          f"cut at byte {cut}, 40 bytes into the 68 data bytes of the Q8_0 tensor 'c' (the last tensor); header intact",
          tensor="c")
-    case("tensor_count_2_62", patched(valid, 8, "<Q", 1 << 62), "ggufTooManyTensors", "tensor_count = 2^62")
-    case("kv_count_2_62", patched(valid, 16, "<Q", 1 << 62), "ggufTooManyKeys", "metadata_kv_count = 2^62")
-    case("string_len_2_40", patched(valid, kvo["general.name"][1], "<Q", 1 << 40), "ggufTruncated",
+    case("tensor_count_2_62", patched(valid, 8, "<Q", 1 << 62), "gguf.tooManyTensors", "tensor_count = 2^62")
+    case("kv_count_2_62", patched(valid, 16, "<Q", 1 << 62), "gguf.tooManyKeys", "metadata_kv_count = 2^62")
+    case("string_len_2_40", patched(valid, kvo["general.name"][1], "<Q", 1 << 40), "gguf.truncated",
          "the STRING value of 'general.name' has length 2^40 (file is a few hundred bytes)", key="general.name")
-    case("value_type_99", patched(valid, kvo["test.uint32"][1] - 4, "<I", 99), "ggufInvalidValueType",
+    case("value_type_99", patched(valid, kvo["test.uint32"][1] - 4, "<I", 99), "gguf.invalidValueType",
          "value type of 'test.uint32' is 99", key="test.uint32")
-    case("array_2_60", patched(valid, kvo["test.floats"][1] + 4, "<Q", 1 << 60), "ggufTruncated",
+    case("array_2_60", patched(valid, kvo["test.floats"][1] + 4, "<Q", 1 << 60), "gguf.truncated",
          "the FLOAT32 array 'test.floats' claims 2^60 elements", key="test.floats")
-    case("n_dims_5", build(variant(lambda s: s["infos"][0].__setitem__(1, [3, 2, 1, 1, 1]))), "ggufTooManyDimensions",
+    case("n_dims_5", build(variant(lambda s: s["infos"][0].__setitem__(1, [3, 2, 1, 1, 1]))), "gguf.tooManyDimensions",
          "tensor 'a' has n_dims = 5 (dims [3, 2, 1, 1, 1]; everything else unchanged)", tensor="a")
-    case("dim_zero", build(variant(lambda s: s["infos"][2].__setitem__(1, [32, 0]))), "ggufInvalidDimension",
+    case("dim_zero", build(variant(lambda s: s["infos"][2].__setitem__(1, [32, 0]))), "gguf.invalidDimension",
          "tensor 'c' (Q8_0, the last tensor) has ne = [32, 0] (offsets unchanged)", tensor="c")
     case("dims_overflow", build(variant(lambda s: s["infos"][2].__setitem__(1, [32, 1 << 32, 1 << 32]))),
-         "ggufInvalidDimension", "tensor 'c' has ne = [32, 2^32, 2^32]: element count 2^69 overflows int64",
+         "gguf.invalidDimension", "tensor 'c' has ne = [32, 2^32, 2^32]: element count 2^69 overflows int64",
          tensor="c")
     case("dims_nbytes_overflow", build(variant(lambda s: s["infos"][2].__setitem__(1, [1 << 62]) or
                                                s["infos"][2].__setitem__(2, T_F32))),
-         "ggufInvalidDimension",
+         "gguf.invalidDimension",
          "extra case: tensor 'c' retyped F32 with ne = [2^62]: the element count fits int64 but its byte size "
          "(2^64) does not (suggested code)", tensor="c")
-    case("ggml_type_99", build(variant(lambda s: s["infos"][1].__setitem__(2, 99))), "ggufUnknownTensorType",
+    case("ggml_type_99", build(variant(lambda s: s["infos"][1].__setitem__(2, 99))), "gguf.unknownTensorType",
          "tensor 'b' has ggml type 99", tensor="b")
     case("q8_0_ne0_not_multiple_of_32", build(variant(lambda s: s["infos"][2].__setitem__(1, [16, 4]))),
-         "ggufInvalidDimension",
+         "gguf.invalidDimension",
          "Q8_0 tensor 'c' has ne = [16, 4] (same 64 elements, 68 bytes, but rows of 16)", tensor="c")
-    case("misaligned_offset", build(variant(lambda s: s["infos"][2].__setitem__(3, 48))), "ggufMisalignedOffset",
+    case("misaligned_offset", build(variant(lambda s: s["infos"][2].__setitem__(3, 48))), "gguf.misalignedOffset",
          "tensor 'c' offset 48 (alignment 32); 48..116 overlaps nothing and lies inside the data section",
          tensor="c")
-    case("duplicate_tensor", build(variant(lambda s: s["infos"][1].__setitem__(0, "a"))), "ggufDuplicateTensor",
+    case("duplicate_tensor", build(variant(lambda s: s["infos"][1].__setitem__(0, "a"))), "gguf.duplicateTensor",
          "the second tensor ('b') is renamed 'a'", tensor="a")
-    case("duplicate_key", build(variant(lambda s: s["kvs"].append(kv_u32("test.uint32", 7)))), "ggufDuplicateKey",
+    case("duplicate_key", build(variant(lambda s: s["kvs"].append(kv_u32("test.uint32", 7)))), "gguf.duplicateKey",
          "'test.uint32' appears twice (42, then 7 as the last KV); kv_count 8", key="test.uint32")
     s64 = spec(64)
     kvo64, _, _ = kv_offsets(s64)
-    case("alignment_0", patched(valid64, kvo64["general.alignment"][1], "<I", 0), "ggufInvalidAlignment",
+    case("alignment_0", patched(valid64, kvo64["general.alignment"][1], "<I", 0), "gguf.invalidAlignment",
          "valid_alignment_64 with general.alignment = 0 (UINT32)", key="general.alignment")
-    case("alignment_3", patched(valid64, kvo64["general.alignment"][1], "<I", 3), "ggufInvalidAlignment",
+    case("alignment_3", patched(valid64, kvo64["general.alignment"][1], "<I", 3), "gguf.invalidAlignment",
          "valid_alignment_64 with general.alignment = 3 (UINT32)", key="general.alignment")
     s_str = copy.deepcopy(s64)
     s_str["kvs"][2] = kv_str("general.alignment", "64")
-    case("alignment_string", build(s_str), "ggufInvalidAlignment",
+    case("alignment_string", build(s_str), "gguf.invalidAlignment",
          "general.alignment stored as the STRING \"64\" (layout as valid_alignment_64)", key="general.alignment")
-    case("overlapping_tensors", build(variant(lambda s: s["infos"][2].__setitem__(3, 32))), "ggufOverlappingTensors",
+    case("overlapping_tensors", build(variant(lambda s: s["infos"][2].__setitem__(3, 32))), "gguf.overlappingTensors",
          "tensor 'c' offset 32 = offset of 'b' (aligned, in bounds): c's 68 bytes overlap b's 8", tensor="c")
     # extra: the final tensor's padding missing
     case("valid_no_final_padding", valid[: data_off + oc + 68], None,

@@ -475,51 +475,51 @@ def malicious_files(out: Path, expected: dict):
     deep_n = 10000
     cases = [
         ("os_system.bin", p_state_dict(p_str("x") + reduce1("os", "system", "echo pwned")),
-         "pickleForbiddenGlobal", "os.system",
+         "pickle.forbiddenGlobal", "os.system",
          "GLOBAL 'os system' + ('echo pwned',) + REDUCE as the value of key 'x' (after a valid tensor 'w')"),
         ("builtins_eval.bin", p_state_dict(p_str("x") + reduce1("builtins", "eval", "1+1")),
-         "pickleForbiddenGlobal", "builtins.eval", "GLOBAL 'builtins eval' + REDUCE"),
+         "pickle.forbiddenGlobal", "builtins.eval", "GLOBAL 'builtins eval' + REDUCE"),
         ("posix_system.bin", p_state_dict(p_str("x") + reduce1("posix", "system", "echo pwned")),
-         "pickleForbiddenGlobal", "posix.system", "GLOBAL 'posix system' + REDUCE"),
+         "pickle.forbiddenGlobal", "posix.system", "GLOBAL 'posix system' + REDUCE"),
         ("builtin_getattr.bin",
          p_state_dict(p_str("x") + b"c__builtin__\ngetattr\n" + p_str("abc") + p_str("upper") + b"\x86R"),
-         "pickleForbiddenGlobal", "__builtin__.getattr",
+         "pickle.forbiddenGlobal", "__builtin__.getattr",
          "GLOBAL '__builtin__ getattr' (Python 2 module name; torch maps it to builtins) + REDUCE"),
         ("torch_load.bin", p_state_dict(p_str("x") + reduce1("torch.serialization", "load", "other.bin")),
-         "pickleForbiddenGlobal", "torch.serialization.load",
+         "pickle.forbiddenGlobal", "torch.serialization.load",
          "GLOBAL 'torch.serialization load' (a torch function that is not a rebuild function) + REDUCE"),
         ("frame_proto4.bin",
          b"\x80\x04\x95" + struct.pack("<Q", len(valid) - 2) + valid[2:],
-         "pickleUnsupportedOpcode", None,
+         "pickle.unsupportedOpcode", None,
          "PROTO 4 then FRAME (0x95, u64 length) wrapping an otherwise valid protocol-2 body"),
         ("stack_global.bin",
          P_PROTO2 + p_str("collections") + p_str("OrderedDict") + b"\x93)R(" + P_W + b"u.",
-         "pickleUnsupportedOpcode", None,
+         "pickle.unsupportedOpcode", None,
          "STACK_GLOBAL (0x93) with two BINUNICODE strings instead of GLOBAL for collections.OrderedDict"),
         ("binget_unset_memo.bin", p_state_dict(p_str("x") + b"h\x07"),
-         "pickleInvalidMemo", None, "BINGET 7 while the memo is empty (the pickle has no BINPUT at all)"),
+         "pickle.invalidMemo", None, "BINGET 7 while the memo is empty (the pickle has no BINPUT at all)"),
         ("truncated.bin", valid[:len(valid) // 2],
-         "pickleTruncated", None, f"valid data.pkl ({len(valid)} bytes) cut to its first {len(valid) // 2}"),
+         "pickle.truncated", None, f"valid data.pkl ({len(valid)} bytes) cut to its first {len(valid) // 2}"),
         ("binunicode_huge.bin",
          P_PROTO2 + P_ORDERED_DICT + b"(" + b"X" + struct.pack("<I", 0x7FFFFFFF) + b"w" + P_W[6:] + b"u.",
-         "pickleTruncated", None,
+         "pickle.truncated", None,
          "BINUNICODE key whose u32 length is 0x7FFFFFFF (the record holds ~200 more bytes)"),
         ("setitems_empty_stack.bin", P_PROTO2 + b"(" + P_W + b"u.",
-         "pickleStackUnderflow", None,
+         "pickle.stackUnderflow", None,
          "MARK, 'w', tensor, SETITEMS: no dict below the MARK (stack empty after popping the mark)"),
         ("rebuild_wrong_args.bin",
          P_PROTO2 + P_ORDERED_DICT + b"(" + p_str("w")
          + p_tensor("0", "HalfStorage", 4, 0, (), (), args=[p_int(0), p_tuple([p_int(4)])]) + b"u.",
-         "pickleMalformed", None,
+         "pickle.malformed", None,
          "_rebuild_tensor_v2 REDUCEd with 3 arguments (storage, 0, (4,)) instead of 6"),
         ("deep_list.bin",
          p_state_dict(p_str("deep") + b"]" * deep_n + b"a" * (deep_n - 1)),
-         "pickleTooDeep", None,
+         "pickle.tooDeep", None,
          f"value of key 'deep': {deep_n} EMPTY_LIST then {deep_n - 1} APPEND ({deep_n} nested lists, "
          f"{deep_n} items on the pickle stack)"),
         ("deep_tuple.bin",
          p_state_dict(p_str("deep") + b"K\x00" + b"\x85" * deep_n),
-         "pickleTooDeep", None,
+         "pickle.tooDeep", None,
          f"value of key 'deep': BININT1 0 then {deep_n} TUPLE1 ({deep_n}-deep nested 1-tuples, stack depth 1)"),
     ]
     for name, pkl, code, glob, desc in cases:
@@ -553,30 +553,30 @@ def corrupt_files(out: Path, expected: dict):
     # --- torch level
     t = f16_values((2, 3), torch.Generator().manual_seed(SEED + 1))
     torch.save({"w": t.t()}, str(out / "non_contiguous.bin"))
-    add("non_contiguous.bin", "torchNonContiguous", "w",
+    add("non_contiguous.bin", "torch.nonContiguous", "w",
         "a transposed [2,3] tensor saved as is: size (3,2), stride (1,3)")
 
     write_torch_zip(out / "storage_short_record.bin",
                     torch_records(p_state_dict(), [W_BYTES[:4]]))
-    add("storage_short_record.bin", "torchStorageOutOfRange", "w",
+    add("storage_short_record.bin", "torch.storageOutOfRange", "w",
         "persistent id says HalfStorage numel 4 (8 bytes), tensor [4]; record data/0 holds 4 bytes")
 
     pkl = P_PROTO2 + P_ORDERED_DICT + b"(" + p_str("w") + p_tensor("0", "HalfStorage", 4, 2, (4,), (1,)) + b"u."
     write_torch_zip(out / "storage_too_small.bin", torch_records(pkl, [W_BYTES]))
-    add("storage_too_small.bin", "torchStorageOutOfRange", "w",
+    add("storage_too_small.bin", "torch.storageOutOfRange", "w",
         "storage numel 4 (record 8 bytes, consistent) but the tensor is offset 2, size [4]: needs 6 elements")
 
     write_torch_zip(out / "missing_data_pkl.bin", torch_records(p_state_dict(), [W_BYTES], omit=("data.pkl",)))
-    add("missing_data_pkl.bin", "torchMissingRecord", None, "no <root>/data.pkl record")
+    add("missing_data_pkl.bin", "torch.missingRecord", None, "no <root>/data.pkl record")
 
     write_torch_zip(out / "missing_data_0.bin", torch_records(p_state_dict(), [W_BYTES], omit=("data/0",)))
-    add("missing_data_0.bin", "torchMissingRecord", "w", "tensor 'w' refers to storage key '0' but no data/0 record")
+    add("missing_data_0.bin", "torch.missingRecord", "w", "tensor 'w' refers to storage key '0' but no data/0 record")
 
     torch.save([W_VALUES.clone()], str(out / "top_level_list.bin"))
-    add("top_level_list.bin", "torchNotAStateDict", None, "torch.save([tensor]): top-level object is a list")
+    add("top_level_list.bin", "torch.notAStateDict", None, "torch.save([tensor]): top-level object is a list")
 
     torch.save({"w": W_VALUES.clone(), "n": 3}, str(out / "value_int.bin"))
-    add("value_int.bin", "torchNotAStateDict", "n", "plain dict whose value for 'n' is the int 3, not a tensor")
+    add("value_int.bin", "torch.notAStateDict", "n", "plain dict whose value for 'n' is the int 3, not a tensor")
 
     # --- zip level (each from torch.save({'w': F16[4]}) written under its own name)
     def saved(name) -> bytearray:
@@ -588,7 +588,7 @@ def corrupt_files(out: Path, expected: dict):
 
     b = saved("zip_truncated_half.bin")
     put("zip_truncated_half.bin", b[:len(b) // 2])
-    add("zip_truncated_half.bin", "zipEndOfCentralDirectoryNotFound", None,
+    add("zip_truncated_half.bin", "zip.endOfCentralDirectoryNotFound", None,
         "valid file cut to its first half: no (ZIP64) end of central directory record")
 
     b = saved("zip_cd_offset_past_eof.bin")
@@ -598,14 +598,14 @@ def corrupt_files(out: Path, expected: dict):
     struct.pack_into("<I", b, eocd + 16, past)
     struct.pack_into("<Q", b, z64 + 48, past)
     put("zip_cd_offset_past_eof.bin", b)
-    add("zip_cd_offset_past_eof.bin", "zipInvalidCentralDirectory", None,
+    add("zip_cd_offset_past_eof.bin", "zip.invalidCentralDirectory", None,
         f"central directory offset set to {past} (file is {len(b)} bytes) in both the ZIP64 and the classic EOCD")
 
     b = saved("zip_local_header_garbage.bin")
     e = zip_entries(bytes(b))["zip_local_header_garbage/data/0"]
     struct.pack_into("<I", b, e["cd"] + 42, e["data"])
     put("zip_local_header_garbage.bin", b)
-    add("zip_local_header_garbage.bin", "zipLocalHeaderMismatch", None,
+    add("zip_local_header_garbage.bin", "zip.localHeaderMismatch", None,
         "central directory entry of data/0 gives its data offset (tensor bytes) as the local header offset: "
         "no PK\\x03\\x04 signature there")
 
@@ -613,7 +613,7 @@ def corrupt_files(out: Path, expected: dict):
     e = zip_entries(bytes(b))["zip_entry_past_eof/data/0"]
     struct.pack_into("<II", b, e["cd"] + 20, 1 << 20, 1 << 20)
     put("zip_entry_past_eof.bin", b)
-    add("zip_entry_past_eof.bin", "zipEntryOutOfBounds", None,
+    add("zip_entry_past_eof.bin", "zip.entryOutOfBounds", None,
         "central directory sizes of data/0 set to 1 MiB (the file is ~1.5 KB)")
 
     b = saved("zip_method_bzip2.bin")
@@ -621,7 +621,7 @@ def corrupt_files(out: Path, expected: dict):
     struct.pack_into("<H", b, e["cd"] + 10, 12)
     struct.pack_into("<H", b, e["lh"] + 8, 12)
     put("zip_method_bzip2.bin", b)
-    add("zip_method_bzip2.bin", "zipUnsupportedCompression", None,
+    add("zip_method_bzip2.bin", "zip.unsupportedCompression", None,
         "data/0 compression method 12 (bzip2) in the central directory and the local header")
 
     b = saved("zip_encrypted.bin")
@@ -629,7 +629,7 @@ def corrupt_files(out: Path, expected: dict):
     for off in (e["cd"] + 8, e["lh"] + 6):
         struct.pack_into("<H", b, off, struct.unpack_from("<H", b, off)[0] | 1)
     put("zip_encrypted.bin", b)
-    add("zip_encrypted.bin", "zipEncryptedEntry", None,
+    add("zip_encrypted.bin", "zip.encryptedEntry", None,
         "general purpose flag bit 0 (encrypted) set on data/0 (central directory and local header)")
 
     root = "zip_duplicate"
@@ -637,12 +637,12 @@ def corrupt_files(out: Path, expected: dict):
                (f"{root}/data/0", W_BYTES), (f"{root}/data/0", W_BYTES), (f"{root}/version", b"3\n")]
     rezip(entries, out / "zip_duplicate.bin", lambda n: zipfile.ZIP_STORED)
     assert [n for n, _ in read_entries(out / "zip_duplicate.bin")].count(f"{root}/data/0") == 2
-    add("zip_duplicate.bin", "zipDuplicateEntry", None,
+    add("zip_duplicate.bin", "zip.duplicateEntry", None,
         "Python zipfile (stored): data/0 present twice with identical bytes")
 
     entries = [("data.pkl", p_state_dict()), ("byteorder", b"little"), ("data/0", W_BYTES), ("version", b"3\n")]
     rezip(entries, out / "zip_no_root.bin", lambda n: zipfile.ZIP_STORED)
-    add("zip_no_root.bin", "zipNoRootFolder", None,
+    add("zip_no_root.bin", "zip.noRootFolder", None,
         "Python zipfile (stored): records without a root folder; the first entry is data.pkl")
 
     b = saved("zip_crc_mismatch.bin")
@@ -654,7 +654,7 @@ def corrupt_files(out: Path, expected: dict):
         raise AssertionError("CRC should mismatch")
     except zipfile.BadZipFile as ex:
         assert "CRC" in str(ex), ex
-    add("zip_crc_mismatch.bin", "zipCRCMismatch", None,
+    add("zip_crc_mismatch.bin", "zip.crcMismatch", None,
         "one bit of data/0 flipped (w[0] 0x3C00 = 1.0 becomes 0x3D00 = 1.25); the stored CRC-32 no longer "
         "matches. Opens and loads (torch returns 1.25); only a CRC check refuses it", when="crc")
 
@@ -672,7 +672,7 @@ def corrupt_files(out: Path, expected: dict):
         raise AssertionError("inflate should fail")
     except zlib.error:
         pass
-    add("zip_inflate_failed.bin", "zipInflateFailed", None,
+    add("zip_inflate_failed.bin", "zip.inflateFailed", None,
         "torch.save output re-zipped with data.pkl ZIP_DEFLATED (others stored), then its compressed bytes "
         "overwritten with 0xFF (first block: BFINAL=1, BTYPE=3 reserved -> invalid block type; Python's "
         "zlib: 'Error -3 while decompressing data: invalid block type')",

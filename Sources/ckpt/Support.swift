@@ -16,7 +16,7 @@ func reportingErrors(json: Bool = false, _ body: () throws -> Void) throws {
         // The engine stopped between pieces: temp files are removed and the lock released; the run resumes.
         Sys.writeStderr("ckpt: interrupted — re-run the same command to resume\n")
         if json {
-            Sys.writeStdout(JSONWriter.python(.object([("error", .object([("code", .string("interrupted")),
+            Sys.writeStdout(JSONWriter.python(.object([("error", .object([("code", .string(OutputError.interrupted(signal: signal).code)),
                 ("message", .string("interrupted; re-run the same command to resume"))]))])) + "\n")
         }
         throw ExitCode(128 + signal)

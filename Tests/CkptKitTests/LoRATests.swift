@@ -438,9 +438,9 @@ func need<T>(_ v: T?, _ what: @autoclosure () -> String = "a fixture value", sou
         #expect(throws: LoRAError.invalidConfig(adapter: p, field: "bias", detail: "expected \"none\", \"all\" or \"lora_only\"")) { try LoRAAdapter(p) }
         p = try adapter(set("target_modules", .string("(q_proj")))
         #expect(throws: (any Error).self) { try LoRAAdapter(p) }
-        #expect(errorCode { _ = try LoRAAdapter(p) } == "loraInvalidRegex")
+        #expect(errorCode { _ = try LoRAAdapter(p) } == "lora.invalidRegex")
         p = try adapter(set("init_lora_weights", .string("magic")))
-        #expect(errorCode { _ = try LoRAAdapter(p) } == "loraInvalidConfig")
+        #expect(errorCode { _ = try LoRAAdapter(p) } == "lora.invalidConfig")
         p = try adapter(set("rank_pattern", .object([("q_proj", .int(-1))])))
         #expect(throws: LoRAError.invalidRank(adapter: p, module: "q_proj", rank: -1)) { try LoRAAdapter(p) }
         p = try adapter(set("future_option", .bool(true)))

@@ -27,27 +27,27 @@ import Testing
         try original.replacingOccurrences(of: "\"lm_head.weight\": \"model-00004-of-00004.safetensors\"",
                                           with: "\"lm_head.weight\": \"model-00001-of-00004.safetensors\"")
             .write(toFile: indexPath, atomically: true, encoding: .utf8)
-        #expect(errorCode { _ = try ModelFolder(m) } == "tensorMissingFromShard")
+        #expect(errorCode { _ = try ModelFolder(m) } == "model.tensorMissingFromShard")
 
         // A tensor a shard holds but the index does not list.
         try original.replacingOccurrences(of: ",\n    \"model.norm.weight\": \"model-00003-of-00004.safetensors\"", with: "")
             .write(toFile: indexPath, atomically: true, encoding: .utf8)
-        #expect(errorCode { _ = try ModelFolder(m) } == "tensorNotInIndex")
+        #expect(errorCode { _ = try ModelFolder(m) } == "model.tensorNotInIndex")
 
         // A shard the index lists that is not there.
         try original.write(toFile: indexPath, atomically: true, encoding: .utf8)
         try FileManager.default.removeItem(atPath: m + "/model-00002-of-00004.safetensors")
-        #expect(errorCode { _ = try ModelFolder(m) } == "indexMissingShard")
+        #expect(errorCode { _ = try ModelFolder(m) } == "model.indexMissingShard")
 
         // A shard name that escapes the folder.
         try original.replacingOccurrences(of: "\"model-00004-of-00004.safetensors\"", with: "\"../x.safetensors\"")
             .write(toFile: indexPath, atomically: true, encoding: .utf8)
-        #expect(errorCode { _ = try ModelFolder(m) } == "indexUnsafeShardName")
+        #expect(errorCode { _ = try ModelFolder(m) } == "model.indexUnsafeShardName")
 
         try "{\"metadata\": {}}".write(toFile: indexPath, atomically: true, encoding: .utf8)
-        #expect(errorCode { _ = try ModelFolder(m) } == "indexMissingWeightMap")
+        #expect(errorCode { _ = try ModelFolder(m) } == "model.indexMissingWeightMap")
         try "{\"weight_map\": ".write(toFile: indexPath, atomically: true, encoding: .utf8)
-        #expect(errorCode { _ = try ModelFolder(m) } == "indexUnreadable")
+        #expect(errorCode { _ = try ModelFolder(m) } == "model.indexUnreadable")
     }
 
     @Test func aTensorStoredTwiceIsAnError() throws {
@@ -56,7 +56,7 @@ import Testing
         try FileManager.default.removeItem(atPath: m + "/model.safetensors.index.json")
         // Without an index every *.safetensors file is read; add a copy of a shard under another name.
         try FileManager.default.copyItem(atPath: m + "/model-00004-of-00004.safetensors", toPath: m + "/extra.safetensors")
-        #expect(errorCode { _ = try ModelFolder(m) } == "duplicateTensor")
+        #expect(errorCode { _ = try ModelFolder(m) } == "model.duplicateTensor")
     }
 
     @Test func safetensorsArePreferredOverBinAndFoldersWithoutWeightsAreExplained() throws {
@@ -67,13 +67,13 @@ import Testing
 
         try FileManager.default.createDirectory(atPath: tmp.sub("empty"), withIntermediateDirectories: true)
         try tmp.write("empty/config.json", "{}")
-        #expect(errorCode { _ = try ModelFolder(tmp.sub("empty")) } == "noWeights")
-        #expect(errorCode { _ = try ModelFolder(tmp.sub("missing")) } == "notFound")
+        #expect(errorCode { _ = try ModelFolder(tmp.sub("empty")) } == "model.noWeights")
+        #expect(errorCode { _ = try ModelFolder(tmp.sub("missing")) } == "usage.notFound")
     }
 
     @Test func gitLFSPointersAreNamedAsSuch() throws {
         let path = Fx.path("safetensors/malformed/model-00002-of-00003.safetensors")
-        #expect(errorCode { _ = try ModelFolder(path) } == "gitLFSPointer")
+        #expect(errorCode { _ = try ModelFolder(path) } == "format.gitLFSPointer")
         let r = try CLI.run(["inspect", path])
         #expect(r.status == 1 && r.stderr.contains("git-lfs pointer") && r.stderr.contains("git lfs pull"))
     }
@@ -81,7 +81,7 @@ import Testing
     @Test func aFileThatIsNoCheckpointIsSaidPlainly() throws {
         let tmp = TempDir()
         try tmp.write("notes.txt", "hello, these are not weights\n")
-        #expect(errorCode { _ = try ModelFolder(tmp.sub("notes.txt")) } == "notACheckpoint")
+        #expect(errorCode { _ = try ModelFolder(tmp.sub("notes.txt")) } == "format.notACheckpoint")
     }
 
     /// A Hugging Face cache: snapshots/<commit>/ files are symlinks into blobs/, refs/main names the commit.
@@ -108,8 +108,8 @@ import Testing
         let snap = try HubCache.snapshot(repo: "lmsys/tiny-llama", revision: nil, cache: cache)
         #expect(snap.hasSuffix("/snapshots/" + commit))
         #expect(try HubCache.snapshot(repo: "lmsys/tiny-llama", revision: commit, cache: cache) == snap)
-        #expect(errorCode { _ = try HubCache.snapshot(repo: "lmsys/tiny-llama", revision: "v2", cache: cache) } == "revisionNotFound")
-        #expect(errorCode { _ = try HubCache.snapshot(repo: "lmsys/other", revision: nil, cache: cache) } == "notInCache")
+        #expect(errorCode { _ = try HubCache.snapshot(repo: "lmsys/tiny-llama", revision: "v2", cache: cache) } == "hub.revisionNotFound")
+        #expect(errorCode { _ = try HubCache.snapshot(repo: "lmsys/other", revision: nil, cache: cache) } == "hub.notInCache")
         #expect(try ModelFolder(snap).tensors.count == 21)
 
         // Through the CLI, with HF_HUB_CACHE, by repo id: the same manifest as the plain folder.
@@ -155,11 +155,11 @@ import Testing
     }
 
     @Test func badConfigsGiveNamedErrors() {
-        #expect(errorCode { _ = try parse("{\"hidden_size\": 64}") } == "configMissingField")
-        #expect(errorCode { _ = try parse("{\(Self.base.replacingOccurrences(of: "\"hidden_size\": 64", with: "\"hidden_size\": \"64\""))}") } == "configWrongType")
-        #expect(errorCode { _ = try parse("{\(Self.base.replacingOccurrences(of: "\"hidden_size\": 64", with: "\"hidden_size\": 63"))}") } == "configInvalidValue")
-        #expect(errorCode { _ = try parse("{\(Self.base), \"num_key_value_heads\": 3}") } == "configInvalidValue")
-        #expect(errorCode { _ = try parse("{\(Self.base), \"tie_word_embeddings\": 1}") } == "configWrongType")
-        #expect(errorCode { _ = try parse("[1]") } == "configUnreadable")
+        #expect(errorCode { _ = try parse("{\"hidden_size\": 64}") } == "config.missingField")
+        #expect(errorCode { _ = try parse("{\(Self.base.replacingOccurrences(of: "\"hidden_size\": 64", with: "\"hidden_size\": \"64\""))}") } == "config.wrongType")
+        #expect(errorCode { _ = try parse("{\(Self.base.replacingOccurrences(of: "\"hidden_size\": 64", with: "\"hidden_size\": 63"))}") } == "config.invalidValue")
+        #expect(errorCode { _ = try parse("{\(Self.base), \"num_key_value_heads\": 3}") } == "config.invalidValue")
+        #expect(errorCode { _ = try parse("{\(Self.base), \"tie_word_embeddings\": 1}") } == "config.wrongType")
+        #expect(errorCode { _ = try parse("[1]") } == "config.unreadable")
     }
 }

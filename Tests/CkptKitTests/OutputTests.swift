@@ -36,7 +36,7 @@ import Testing
     @Test func aSecondWriterIsRefused() throws {
         let tmp = TempDir()
         let first = try OutputTarget(folder: tmp.sub("out"), command: ["a"], inputs: [], overwrite: false)
-        #expect(errorCode { _ = try OutputTarget(folder: tmp.sub("out"), command: ["a"], inputs: [], overwrite: true) } == "targetLocked")
+        #expect(errorCode { _ = try OutputTarget(folder: tmp.sub("out"), command: ["a"], inputs: [], overwrite: true) } == "output.targetLocked")
         try first.complete()
     }
 
@@ -45,8 +45,8 @@ import Testing
         let out = tmp.sub("out")
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         try tmp.write("out/precious.txt", "mine")
-        #expect(errorCode { _ = try OutputTarget(folder: out, command: ["a"], inputs: [], overwrite: false) } == "targetNotEmpty")
-        #expect(errorCode { _ = try OutputTarget(folder: out, command: ["a"], inputs: [], overwrite: true) } == "targetNotEmpty")
+        #expect(errorCode { _ = try OutputTarget(folder: out, command: ["a"], inputs: [], overwrite: false) } == "output.targetNotEmpty")
+        #expect(errorCode { _ = try OutputTarget(folder: out, command: ["a"], inputs: [], overwrite: true) } == "output.targetNotEmpty")
         #expect(FileManager.default.fileExists(atPath: out + "/precious.txt"))
 
         let out2 = tmp.sub("out2")
@@ -58,9 +58,9 @@ import Testing
         // A finished run of the same identity whose files still match is up to date; another command's output is
         // refused without --overwrite, replaced with it.
         #expect(try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: false).upToDate)
-        #expect(errorCode { _ = try OutputTarget(folder: out2, command: ["b"], inputs: [], overwrite: false) } == "targetHasOutput")
+        #expect(errorCode { _ = try OutputTarget(folder: out2, command: ["b"], inputs: [], overwrite: false) } == "output.targetHasOutput")
         try tmp.write("out2/user.txt", "added by the user")
-        #expect(errorCode { _ = try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: true) } == "foreignFiles")
+        #expect(errorCode { _ = try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: true) } == "output.foreignFiles")
         #expect(FileManager.default.fileExists(atPath: out2 + "/w.txt"))
         try FileManager.default.removeItem(atPath: out2 + "/user.txt")
         let again = try OutputTarget(folder: out2, command: ["a"], inputs: [], overwrite: true)

@@ -62,7 +62,7 @@ import Testing
         var bytes = withUnsafeBytes(of: UInt64(200_000_000).littleEndian) { Array($0) }
         bytes += Array("{}".utf8)
         let e = errorCode { _ = try bytes.withUnsafeBytes { try SafetensorsFile.parseHeader($0, fileSize: bytes.count, path: "x") } }
-        #expect(e == "headerTooLarge")
+        #expect(e == "safetensors.headerTooLarge")
     }
 
     @Test func leadingAndTrailingSpacesAroundTheHeaderAreAccepted() throws {
@@ -86,7 +86,7 @@ import Testing
         var bytes = withUnsafeBytes(of: UInt64(json.utf8.count).littleEndian) { Array($0) }
         bytes += Array(json.utf8)
         let e = errorCode { _ = try bytes.withUnsafeBytes { try SafetensorsFile.parseHeader($0, fileSize: bytes.count, path: "x") } }
-        #expect(e == "invalidJSON")
+        #expect(e == "safetensors.invalidJSON")
     }
 }
 
@@ -129,15 +129,15 @@ import Testing
         let b = TensorInfo(name: "b", dtype: .F32, shape: [1])
         let w = try SafetensorsWriter(layout: SafetensorsLayout(tensors: [a, b]), output: AtomicOutputFile(path: tmp.sub("x.safetensors")))
         let four = [UInt8](repeating: 1, count: 4)
-        #expect(errorCode { try four.withUnsafeBytes { try w.write($0, tensor: "b") } } == "writeOutOfOrder")
+        #expect(errorCode { try four.withUnsafeBytes { try w.write($0, tensor: "b") } } == "safetensors.writeOutOfOrder")
         try four.withUnsafeBytes { try w.write($0, tensor: "a") }
-        #expect(errorCode { _ = try w.finish() } == "writeOutOfOrder")
+        #expect(errorCode { _ = try w.finish() } == "safetensors.writeOutOfOrder")
         // Nothing appears under the final name, and the temp file is gone.
         #expect(try Sys.listDirectory(tmp.path).isEmpty)
     }
 
     @Test func writerRejectsDuplicateNames() {
         let a = TensorInfo(name: "a", dtype: .F32, shape: [2])
-        #expect(errorCode { _ = try SafetensorsLayout(tensors: [a, a]) } == "duplicateTensor")
+        #expect(errorCode { _ = try SafetensorsLayout(tensors: [a, a]) } == "safetensors.duplicateTensor")
     }
 }

@@ -95,13 +95,13 @@ import Testing
     @Test func refusalsAreNamedErrorsBeforeWriting() throws {
         let tmp = TempDir()
         let cases: [(String, [String], String, String)] = [
-            ("sweep/refuse-zero", ["convert", "IN", "OUT.gguf", "--to", "gguf"], "zeroSizeDimension", "OUT.gguf"),
-            ("sweep/refuse-zero", ["quantize", "IN", "OUT.gguf", "--scheme", "q8_0"], "zeroSizeDimension", "OUT.gguf"),
-            ("sweep/refuse-zero", ["quantize", "IN", "OUT", "--scheme", "int8-channel"], "zeroSizeDimension", "OUT"),
-            ("sweep/refuse-zero", ["quantize", "IN", "OUT", "--scheme", "int8-group", "--group-size", "4"], "zeroSizeDimension", "OUT"),
-            ("sweep/refuse-heads", ["convert", "IN", "OUT.gguf", "--to", "gguf"], "headsDoNotDivideRows", "OUT.gguf"),
-            ("sweep/refuse-heads", ["convert", "IN", "OUT.gguf", "--to", "gguf", "--dtype", "f32"], "headsDoNotDivideRows", "OUT.gguf"),
-            ("sweep/refuse-heads", ["quantize", "IN", "OUT.gguf", "--scheme", "q8_0"], "headsDoNotDivideRows", "OUT.gguf"),
+            ("sweep/refuse-zero", ["convert", "IN", "OUT.gguf", "--to", "gguf"], "plan.zeroSizeDimension", "OUT.gguf"),
+            ("sweep/refuse-zero", ["quantize", "IN", "OUT.gguf", "--scheme", "q8_0"], "plan.zeroSizeDimension", "OUT.gguf"),
+            ("sweep/refuse-zero", ["quantize", "IN", "OUT", "--scheme", "int8-channel"], "plan.zeroSizeDimension", "OUT"),
+            ("sweep/refuse-zero", ["quantize", "IN", "OUT", "--scheme", "int8-group", "--group-size", "4"], "plan.zeroSizeDimension", "OUT"),
+            ("sweep/refuse-heads", ["convert", "IN", "OUT.gguf", "--to", "gguf"], "plan.headsDoNotDivideRows", "OUT.gguf"),
+            ("sweep/refuse-heads", ["convert", "IN", "OUT.gguf", "--to", "gguf", "--dtype", "f32"], "plan.headsDoNotDivideRows", "OUT.gguf"),
+            ("sweep/refuse-heads", ["quantize", "IN", "OUT.gguf", "--scheme", "q8_0"], "plan.headsDoNotDivideRows", "OUT.gguf"),
         ]
         for (i, (fixture, template, code, outName)) in cases.enumerated() {
             let out = tmp.sub("\(i)-" + outName)

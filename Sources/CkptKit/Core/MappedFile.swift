@@ -75,11 +75,6 @@ public final class MappedFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
     }
 
-    /// A bounds-checked reader over `range`.
-    public func reader(_ range: Range<Int>) -> ByteReader? {
-        bytes(range).map { ByteReader($0) }
-    }
-
     public var all: UnsafeRawBufferPointer { bytes(0..<size)! }
 
     /// Pages are released in aligned blocks of this size: the page cache holds large folios (up to 2 MiB, naturally
@@ -102,52 +97,5 @@ public final class MappedFile: @unchecked Sendable {
     public func prefetch(_ range: Range<Int>) {
         guard let base, !ownsMemory, range.lowerBound >= 0, range.upperBound <= size, !range.isEmpty else { return }
         Sys.advise(base + range.lowerBound, size: range.count, .populate)
-    }
-}
-
-/// Bounds-checked little-endian reads over a byte buffer; every read returns nil instead of reading past the end.
-public struct ByteReader {
-    public let bytes: UnsafeRawBufferPointer
-    public private(set) var offset: Int = 0
-
-    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-    public var remaining: Int { bytes.count - offset }
-    public var isAtEnd: Bool { offset >= bytes.count }
-
-    public mutating func seek(_ to: Int) -> Bool {
-        guard to >= 0, to <= bytes.count else { return false }
-        offset = to
-        return true
-    }
-
-    public mutating func skip(_ n: Int) -> Bool {
-        guard n >= 0, n <= remaining else { return false }
-        offset += n
-        return true
-    }
-
-    public mutating func read<T: FixedWidthInteger>(_: T.Type = T.self) -> T? {
-        let n = MemoryLayout<T>.size
-        guard n <= remaining else { return nil }
-        let v = T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
-        offset += n
-        return v
-    }
-
-    public mutating func readFloat32() -> Float? { read(UInt32.self).map { Float(bitPattern: $0) } }
-    public mutating func readFloat64() -> Double? { read(UInt64.self).map { Double(bitPattern: $0) } }
-
-    /// A sub-view of the next `n` bytes.
-    public mutating func readBytes(_ n: Int) -> UnsafeRawBufferPointer? {
-        guard n >= 0, n <= remaining else { return nil }
-        let v = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
-        offset += n
-        return v
-    }
-
-    public func peek(_ n: Int) -> UnsafeRawBufferPointer? {
-        guard n >= 0, n <= remaining else { return nil }
-        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)])
     }
 }

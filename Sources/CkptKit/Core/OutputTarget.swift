@@ -12,19 +12,7 @@ public enum OutputError: CkptError {
     case journalUnreadable(path: String, detail: String)
     case interrupted(signal: Int32)
 
-    public var code: String {
-        switch self {
-        case .targetNotEmpty: "targetNotEmpty"
-        case .targetHasOutput: "targetHasOutput"
-        case .targetExists: "targetExists"
-        case .targetLocked: "targetLocked"
-        case .targetIsNotDirectory: "targetIsNotDirectory"
-        case .targetIsDirectory: "targetIsDirectory"
-        case .foreignFiles: "foreignFiles"
-        case .journalUnreadable: "journalUnreadable"
-        case .interrupted: "interrupted"
-        }
-    }
+    public static let domain = "output"
 
     public var description: String {
         switch self {

@@ -14,13 +14,15 @@ public struct SystemError: CkptError {
     public let path: String
     public let errno: Int32
 
-    public var code: String {
+    public static let domain = "system"
+    /// Not an enum: the case is the kind of failure errno names.
+    public var caseName: String {
         switch errno {
         case ENOENT: return "fileNotFound"
         case ENOSPC: return "noSpace"
         case EFBIG: return "fileTooLarge"
         case EACCES, EPERM: return "permissionDenied"
-        default: return "systemError"
+        default: return "other"
         }
     }
     public var description: String {

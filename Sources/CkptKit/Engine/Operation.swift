@@ -133,17 +133,7 @@ public enum PlanError: CkptError {
     case headsDoNotDivideRows(tensor: String, rows: Int, headDim: Int)
     case outputSizeMismatch(tensor: String, planned: Int, produced: Int)
 
-    public var code: String {
-        switch self {
-        case .rowTooLarge: "rowTooLarge"
-        case .insufficientSpace: "insufficientSpace"
-        case .sameInputAndOutput: "sameInputAndOutput"
-        case .outputInsideInput: "outputInsideInput"
-        case .zeroSizeDimension: "zeroSizeDimension"
-        case .headsDoNotDivideRows: "headsDoNotDivideRows"
-        case .outputSizeMismatch: "outputSizeMismatch"
-        }
-    }
+    public static let domain = "plan"
 
     public var description: String {
         switch self {

@@ -20,14 +20,7 @@ public enum FormatError: CkptError {
     /// An HTML page or a JSON document saved under a weight file's name (a failed download).
     case downloadErrorPage(file: String, kind: String, excerpt: String)
 
-    public var code: String {
-        switch self {
-        case .gitLFSPointer: "gitLFSPointer"
-        case .notACheckpoint: "notACheckpoint"
-        case .unsupportedFormat: "unsupportedFormat"
-        case .downloadErrorPage: "downloadErrorPage"
-        }
-    }
+    public static let domain = "format"
 
     public var description: String {
         switch self {
@@ -54,8 +47,7 @@ public enum FormatDetection {
         if b.count >= lfsPrefix.count && zip(b.prefix(lfsPrefix.count), lfsPrefix).allSatisfy({ $0 == $1 }) {
             return .gitLFSPointer
         }
-        if b.count >= 9 {
-            let n = UInt64(littleEndian: b.loadUnaligned(as: UInt64.self))
+        if b.count >= 9, let n = Bytes.load(UInt64.self, at: 0, in: b) {
             let c = b[8]
             if n <= UInt64(min(SafetensorsFile.maxHeaderLength, b.count - 8)) && (c == UInt8(ascii: "{") || c == 0x20) {
                 return .safetensors

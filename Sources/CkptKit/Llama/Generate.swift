@@ -92,7 +92,7 @@ public struct Generator {
 public enum GenerationError: CkptError, Equatable {
     case promptTooLong(tokens: Int, context: Int)
 
-    public var code: String { "generationPromptTooLong" }
+    public static let domain = "generation"
     public var description: String {
         switch self {
         case let .promptTooLong(t, c):

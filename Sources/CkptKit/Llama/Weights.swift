@@ -7,16 +7,7 @@ public enum LlamaError: CkptError, Equatable {
     case contextFull(capacity: Int)
     case tokenOutOfRange(vocabulary: Int)
 
-    public var code: String {
-        switch self {
-        case .contextFull: "llamaContextFull"
-        case .tokenOutOfRange: "llamaTokenOutOfRange"
-        case .missingWeight: "llamaMissingWeight"
-        case .badShape: "llamaBadShape"
-        case .unsupportedWeight: "llamaUnsupportedWeight"
-        case .missingConfig: "llamaMissingConfig"
-        }
-    }
+    public static let domain = "llama"
 
     public var description: String {
         switch self {

@@ -34,39 +34,7 @@ public enum LoRAError: CkptError, Equatable {
     case bothWeightFiles(adapter: String, folder: String)
     case smallMatrix(adapter: String, tensor: String, shape: [Int])
 
-    public var code: String {
-        switch self {
-        case .missingConfig: "loraMissingConfig"
-        case .noWeights: "loraNoWeights"
-        case .invalidConfig: "loraInvalidConfig"
-        case .invalidRegex: "loraInvalidRegex"
-        case .unsupportedPeftType: "loraUnsupportedPeftType"
-        case .baseRewritingInit: "loraBaseRewritingInit"
-        case .unmergeableOption: "loraUnmergeableOption"
-        case .fanInFanOut: "loraFanInFanOut"
-        case .invalidRank: "loraInvalidRank"
-        case .unexpectedTensorName: "loraUnexpectedTensorName"
-        case .duplicateTensor: "loraDuplicateTensor"
-        case .nonFloatTensor: "loraNonFloatTensor"
-        case .quantizedBase: "loraQuantizedBase"
-        case .noTargetMatched: "loraNoTargetMatched"
-        case .unsupportedModule: "loraUnsupportedModule"
-        case .unsupportedFeature: "loraUnsupportedFeature"
-        case .tensorForAbsentModule: "loraTensorForAbsentModule"
-        case .tensorForUntargetedModule: "loraTensorForUntargetedModule"
-        case .missingTensor: "loraMissingTensor"
-        case .rankMismatch: "loraRankMismatch"
-        case .shapeMismatch: "loraShapeMismatch"
-        case .biasWithoutBaseBias: "loraBiasWithoutBaseBias"
-        case .vocabMismatch: "loraVocabMismatch"
-        case .nonFinite: "loraNonFinite"
-        case .targetUnmatched: "loraTargetUnmatched"
-        case .tensorIgnored: "loraTensorIgnored"
-        case .unknownConfigKey: "loraUnknownConfigKey"
-        case .bothWeightFiles: "loraBothWeightFiles"
-        case .smallMatrix: "loraSmallMatrix"
-        }
-    }
+    public static let domain = "lora"
 
     /// The tensor the error is about, when there is one.
     public var tensor: String? {

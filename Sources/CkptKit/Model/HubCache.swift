@@ -3,12 +3,7 @@ public enum HubError: CkptError {
     case notInCache(repo: String, cache: String)
     case revisionNotFound(repo: String, revision: String, available: [String])
 
-    public var code: String {
-        switch self {
-        case .notInCache: "notInCache"
-        case .revisionNotFound: "revisionNotFound"
-        }
-    }
+    public static let domain = "hub"
 
     public var description: String {
         switch self {
@@ -54,14 +49,18 @@ public enum HubCache {
     /// The snapshot folder inside a cache repo folder (`models--ORG--NAME`).
     public static func snapshot(repoFolder: String, repo: String, revision: String?) throws -> String {
         let snapshots = Path.join(repoFolder, "snapshots")
-        let available = (try? Sys.listDirectory(snapshots)) ?? []
+        // No snapshots/ folder means no snapshots; one that cannot be listed is an error (not "revision not found").
+        let available = Sys.status(snapshots) == nil ? [] : try Sys.listDirectory(snapshots)
         let rev = revision ?? "main"
         if Path.isPlainName(rev), available.contains(rev) { return Path.join(snapshots, rev) }
         let refPath = Path.join(repoFolder, "refs/" + rev)
-        if !rev.contains(".."), let ref = try? MappedFile(path: refPath), ref.size <= 256,
-           let commit = String(validating: ref.all, as: UTF8.self)?.trimmingCharacters(in: "\n"),
-           Path.isPlainName(commit), available.contains(commit) {
-            return Path.join(snapshots, commit)
+        // A ref that is not there is a revision the cache does not have; one that is there must be readable.
+        if !rev.contains(".."), Sys.status(refPath)?.isRegular == true {
+            let ref = try MappedFile(path: refPath)
+            if ref.size <= 256, let commit = String(validating: ref.all, as: UTF8.self)?.trimmingCharacters(in: "\n"),
+               Path.isPlainName(commit), available.contains(commit) {
+                return Path.join(snapshots, commit)
+            }
         }
         // No ref for the default branch but a single snapshot: that is the only thing it can mean.
         if revision == nil && available.count == 1 { return Path.join(snapshots, available[0]) }

@@ -5,14 +5,7 @@ public enum ConfigError: CkptError {
     case wrongType(file: String, key: String, expected: String)
     case invalidValue(file: String, key: String, reason: String)
 
-    public var code: String {
-        switch self {
-        case .unreadable: "configUnreadable"
-        case .missingField: "configMissingField"
-        case .wrongType: "configWrongType"
-        case .invalidValue: "configInvalidValue"
-        }
-    }
+    public static let domain = "config"
 
     public var description: String {
         switch self {
@@ -35,8 +28,6 @@ public struct LlamaConfig: Sendable, Equatable {
         public var lowFreqFactor: Double? = nil
         public var highFreqFactor: Double? = nil
         public var originalMaxPositionEmbeddings: Int? = nil
-        /// The key that named the type: `type` or `rope_type`.
-        public var typeKey: String = "rope_type"
     }
 
     public var modelType: String?
@@ -143,7 +134,6 @@ public struct LlamaConfig: Sendable, Equatable {
         let scaling = json["rope_scaling"].flatMap { $0.isNull ? nil : $0 } ?? ropeParameters
         if let s = scaling {
             guard s.objectMembers != nil else { throw .wrongType(file: file, key: "rope_scaling", expected: "an object") }
-            let typeKey = s["rope_type"]?.stringValue != nil ? "rope_type" : "type"
             let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
             func scalingNumber(_ key: String) throws(ConfigError) -> Double? {
                 guard let v = s[key], !v.isNull else { return nil }
@@ -160,7 +150,7 @@ public struct LlamaConfig: Sendable, Equatable {
             }
             ropeScaling = type == "default" ? nil : RopeScaling(
                 type: type, factor: try scalingNumber("factor"), lowFreqFactor: try scalingNumber("low_freq_factor"),
-                highFreqFactor: try scalingNumber("high_freq_factor"), originalMaxPositionEmbeddings: original, typeKey: typeKey)
+                highFreqFactor: try scalingNumber("high_freq_factor"), originalMaxPositionEmbeddings: original)
         } else {
             ropeScaling = nil
         }

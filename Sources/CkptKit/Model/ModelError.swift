@@ -15,24 +15,7 @@ public enum ModelError: CkptError {
     case incompleteDownload(file: String, partial: String)
     case configContradictsTensors(config: String, key: String, configValue: Int, tensors: Int, evidence: String)
 
-    public var code: String {
-        switch self {
-        case .noWeights: "noWeights"
-        case .indexUnreadable: "indexUnreadable"
-        case .indexMissingWeightMap: "indexMissingWeightMap"
-        case .indexInvalidEntry: "indexInvalidEntry"
-        case .indexUnsafeShardName: "indexUnsafeShardName"
-        case .indexMissingShard: "indexMissingShard"
-        case .tensorMissingFromShard: "tensorMissingFromShard"
-        case .tensorNotInIndex: "tensorNotInIndex"
-        case .duplicateTensor: "duplicateTensor"
-        case .tensorNotFound: "tensorNotFound"
-        case .metaLayout: "metaLayout"
-        case .noTokenizer: "noTokenizer"
-        case .incompleteDownload: "incompleteDownload"
-        case .configContradictsTensors: "configContradictsTensors"
-        }
-    }
+    public static let domain = "model"
 
     public var description: String {
         switch self {

@@ -8,15 +8,7 @@ public enum FamilyError: CkptError, Equatable {
     case unsupportedFeature(file: String, family: String, feature: String, purpose: String)
     case unexpectedTensor(model: String, tensor: String, family: String, purpose: String)
 
-    public var code: String {
-        switch self {
-        case .unsupportedArchitecture: "familyUnsupportedArchitecture"
-        case .architectureMismatch: "familyArchitectureMismatch"
-        case .noArchitecture: "familyNoArchitecture"
-        case .unsupportedFeature: "familyUnsupportedFeature"
-        case .unexpectedTensor: "familyUnexpectedTensor"
-        }
-    }
+    public static let domain = "family"
 
     public var description: String {
         switch self {

@@ -70,17 +70,18 @@ public final class ModelFolder: Sendable {
                     }
                 }
             }
-            func partialBlob() -> String? {
+            func partialBlob() throws -> String? {
                 guard Path.baseName(Path.parent(path)) == "snapshots" else { return nil }
                 let blobs = Path.join(Path.parent(Path.parent(path)), "blobs")
-                return ((try? Sys.listDirectory(blobs)) ?? []).first { $0.hasSuffix(".incomplete") }.map { Path.join(blobs, $0) }
+                guard Sys.status(blobs)?.isDirectory == true else { return nil }  // no blobs/: nothing partial
+                return try Sys.listDirectory(blobs).first { $0.hasSuffix(".incomplete") }.map { Path.join(blobs, $0) }
             }
             if let indexName = ["model.safetensors.index.json", "pytorch_model.bin.index.json"].first(where: names.contains) {
                 let i = try ShardIndex(path: Path.join(path, indexName))
                 for shard in i.shardFiles {
                     let p = Path.join(path, shard)
                     guard Sys.status(p) != nil else {
-                        if let partial = partialBlob() { throw ModelError.incompleteDownload(file: p, partial: partial) }
+                        if let partial = try partialBlob() { throw ModelError.incompleteDownload(file: p, partial: partial) }
                         throw ModelError.indexMissingShard(index: i.path, shard: shard)
                     }
                     files.append(try FormatDetection.openWeights(p))

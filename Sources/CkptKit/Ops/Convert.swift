@@ -73,16 +73,11 @@ public enum Convert {
                        bytes: plan.reduce(0) { $0 + $1.info.byteCount }, seconds: Sys.now() - start, reused: r.reused, upToDate: r.upToDate, plan: r.plan)
     }
 
-    /// config.json with its dtype key (`torch_dtype`, or `dtype` in transformers 5) set to `dtype`, written as
-    /// transformers writes configs (`json.dumps(indent=2, sort_keys=True) + "\n"`).
+    /// config.json with its dtype set by `ConfigDType`'s rule, written as transformers writes configs
+    /// (`json.dumps(indent=2, sort_keys=True) + "\n"`).
     public static func rewriteDType(_ json: JSON, to dtype: DType) -> String {
-        guard var members = json.objectMembers, let name = dtype.torchName else { return JSONWriter.python(json) + "\n" }
-        var found = false
-        for i in members.indices where members[i].0 == "torch_dtype" || members[i].0 == "dtype" {
-            members[i].1 = .string(name)
-            found = true
-        }
-        if !found { members.append(("torch_dtype", .string(name))) }
+        guard var members = json.objectMembers else { return JSONWriter.python(json) + "\n" }
+        ConfigDType.set(&members, to: dtype)
         return JSONWriter.python(.object(members)) + "\n"
     }
 }

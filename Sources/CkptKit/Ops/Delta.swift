@@ -5,14 +5,7 @@ public enum DeltaError: CkptError, Equatable {
     case nonFloat(model: String, tensor: String, dtype: DType)
     case inputsNotDistinct(first: String, second: String)
 
-    public var code: String {
-        switch self {
-        case .missingTensor: "deltaMissingTensor"
-        case .shapeMismatch: "deltaShapeMismatch"
-        case .nonFloat: "deltaNonFloat"
-        case .inputsNotDistinct: "deltaInputsNotDistinct"
-        }
-    }
+    public static let domain = "delta"
 
     public var tensor: String? {
         switch self {
@@ -38,13 +31,7 @@ public enum SanityError: CkptError, Equatable {
     case baseLooksLikeDelta(path: String, normMean: Double)
     case outputImplausible(detail: String)
 
-    public var code: String {
-        switch self {
-        case .deltaLooksLikeWeights: "sanityDeltaLooksLikeWeights"
-        case .baseLooksLikeDelta: "sanityBaseLooksLikeDelta"
-        case .outputImplausible: "sanityOutputImplausible"
-        }
-    }
+    public static let domain = "sanity"
 
     public var description: String {
         switch self {
@@ -181,13 +168,6 @@ extension Delta {
     public static let tokenizerFiles = ["tokenizer.model", "tokenizer.json", "tokenizer_config.json",
                                         "special_tokens_map.json", "added_tokens.json"]
 
-    /// The output dtype in config.json members, as a merged `save_pretrained` writes it: the `dtype` key when the
-    /// config uses transformers 5's spelling, else `torch_dtype`.
-    static func setDType(_ members: inout [(String, JSON)], _ dtype: DType) {
-        let key = members.contains { $0.0 == "dtype" } ? "dtype" : "torch_dtype"
-        JSON.set(&members, key, .string(dtype.torchName ?? "float16"))
-    }
-
     /// `apply-delta`: target = base + delta.
     public static func apply(base: String, delta: String, target: String, revision: String? = nil, options: Options,
                              context: RunContext) throws -> Summary {
@@ -261,7 +241,7 @@ extension Delta {
         if config.sideFiles.contains("config.json"), let c = try config.config() {
             var members = c.json.objectMembers ?? []
             if let vocab { JSON.set(&members, "vocab_size", .int(vocab)) }
-            setDType(&members, dtype)
+            ConfigDType.set(&members, to: dtype)
             let text = JSONWriter.python(.object(members)) + "\n"
             files.append(.text("config.json", text))
         }

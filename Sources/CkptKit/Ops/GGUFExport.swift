@@ -85,7 +85,7 @@ public enum GGUFExport {
                 throw FamilyError.unexpectedTensor(model: model.displayName, tensor: t.name, family: family.architecture, purpose: purpose)
             }
             guard t.info.dtype.isFloat else {
-                throw LlamaError.unsupportedWeight(tensor: t.name, detail: "dtype \(t.info.dtype): GGUF export takes float checkpoints")
+                throw GGUFExportError.nonFloatTensor(tensor: t.name, dtype: "\(t.info.dtype)")
             }
             guard t.info.shape.allSatisfy({ $0 > 0 }) else {  // ggml divides by each dimension when it loads a file
                 throw PlanError.zeroSizeDimension(tensor: t.name, shape: t.info.shape, output: "GGUF")

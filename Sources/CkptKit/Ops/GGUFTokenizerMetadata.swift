@@ -1,19 +1,15 @@
-/// Refusals of GGUF export that concern the tokenizer.
+/// Refusals of GGUF export (the family's own are `FamilyError`).
 public enum GGUFExportError: CkptError, Equatable {
+    case nonFloatTensor(tensor: String, dtype: String)
     case unknownPreTokenizer(file: String, detail: String)
     case tokenizerExceedsVocabulary(file: String, id: Int, vocabSize: Int)
     case invalidSpecialToken(file: String, key: String, id: Int)
 
-    public var code: String {
-        switch self {
-        case .unknownPreTokenizer: "ggufExportUnknownPreTokenizer"
-        case .tokenizerExceedsVocabulary: "ggufExportTokenizerExceedsVocabulary"
-        case .invalidSpecialToken: "ggufExportInvalidSpecialToken"
-        }
-    }
+    public static let domain = "ggufExport"
 
     public var description: String {
         switch self {
+        case let .nonFloatTensor(t, d): "tensor '\(t)': dtype \(d); GGUF export takes float checkpoints"
         case let .unknownPreTokenizer(f, d):
             "\(f): \(d); llama.cpp names its byte-level BPE pre-tokenizers (tokenizer.ggml.pre) and ckpt knows "
                 + "\"llama-bpe\" (LLaMA-3's split pattern) and \"qwen2\" (Qwen2's), so it cannot write a GGUF vocabulary llama.cpp would read the same way"
@@ -64,10 +60,12 @@ enum GGUFTokenizerMetadata {
         let m = tj["model"]
         let isLlama3 = m?["type"]?.stringValue == "BPE" && m?["ignore_merges"]?.boolValue == true
             && m?["byte_fallback"]?.boolValue == false
-        if family != .qwen2 && !isLlama3 && m?["type"]?.stringValue == "BPE" && m?["byte_fallback"]?.boolValue == true {
-            // LlamaHfVocab (a SentencePiece vocabulary converted to tokenizer.json): not implemented.
-            out.notes.append("tokenizer.json holds a SentencePiece-style vocabulary and no tokenizer.model: no tokenizer metadata written "
-                             + "(add tokenizer.model to the folder for a complete GGUF)")
+        if family != .qwen2 && !isLlama3 && m?["type"]?.stringValue == "BPE" && m?["byte_fallback"]?.boolValue == true
+            && tj["decoder"]?["type"]?.stringValue == "Sequence" {
+            let (kv, n) = try llamaHF(model: model, tokenizerConfig: tokenizerConfig, tokenizerJSON: tj)
+            out.kv += kv
+            out.kv += try special(model: model, config: config, tokenizerConfig: tokenizerConfig, tokenizerJSON: tj,
+                                  loadMerges: false, vocabularySize: n)
             return out
         }
         out.kv += try byteLevelBPE(model: model, config: config, tokenizerJSON: tj)
@@ -129,6 +127,68 @@ enum GGUFTokenizerMetadata {
             ("tokenizer.ggml.token_type", .array(.int32, types.map { .int32($0.rawValue) })),
         ]
         return (kv, n)
+    }
+
+    // MARK: - SentencePiece as tokenizer.json (gguf-py `LlamaHfVocab`)
+
+    /// A SentencePiece vocabulary converted to tokenizer.json (BPE with byte fallback): the model vocabulary in id
+    /// order, then added tokens past it; every score −1000; `<0xNN>` BYTE, the tokenizer's special tokens CONTROL.
+    static func llamaHF(model: ModelFolder, tokenizerConfig tc: JSON?, tokenizerJSON tj: JSON) throws -> ([(String, GGUFValue)], Int) {
+        let file = model.path(of: "tokenizer.json")
+        let vocab = tj["model"]?["vocab"]?.objectMembers ?? []
+        let base = vocab.count
+        var byID = [String?](repeating: nil, count: base)
+        for (token, v) in vocab {
+            guard let id = v.intValue, id >= 0, id < base else {
+                throw GGUFExportError.tokenizerExceedsVocabulary(file: file, id: v.intValue ?? -1, vocabSize: base)
+            }
+            byID[id] = token
+        }
+        var added: [(id: Int, content: String)] = []
+        for e in tj["added_tokens"]?.arrayValue ?? [] {
+            guard let id = e["id"]?.intValue, id >= 0, let content = e["content"]?.stringValue else {
+                throw GGUFExportError.invalidSpecialToken(file: file, key: "added_tokens", id: e["id"]?.intValue ?? -1)
+            }
+            if id < base { byID[id] = content } else { added.append((id, content)) }
+        }
+        added.sort { $0.id < $1.id }
+        func idOf(_ content: String) -> Int? {
+            if let a = added.first(where: { $0.content.unicodeScalars.elementsEqual(content.unicodeScalars) }) { return a.id }
+            return byID.firstIndex { $0?.unicodeScalars.elementsEqual(content.unicodeScalars) == true }
+        }
+        // transformers' all_special_ids: the named special tokens and the extra/additional ones.
+        var specials: Set<Int> = []
+        for key in ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"] {
+            if let e = tc?[key], let content = e.stringValue ?? e["content"]?.stringValue, let id = idOf(content) { specials.insert(id) }
+        }
+        for key in ["extra_special_tokens", "additional_special_tokens"] {
+            for e in tc?[key]?.arrayValue ?? [] {
+                if let content = e.stringValue ?? e["content"]?.stringValue, let id = idOf(content) { specials.insert(id) }
+            }
+        }
+        func isByte(_ t: String) -> Bool {
+            let u = Array(t.utf8)
+            func hex(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x46).contains(c) || (0x61...0x66).contains(c) }
+            return u.count == 6 && u[0] == 0x3C && u[1] == 0x30 && u[2] == 0x78 && hex(u[3]) && hex(u[4]) && u[5] == 0x3E
+        }
+        var tokens: [GGUFValue] = [], types: [GGUFValue] = []
+        for id in 0..<base {
+            guard let t = byID[id] else { throw GGUFExportError.invalidSpecialToken(file: file, key: "model.vocab (no token)", id: id) }
+            tokens.append(.string(t))
+            types.append(.int32((isByte(t) ? TokenType.byte : specials.contains(id) ? .control : .normal).rawValue))
+        }
+        for a in added {
+            tokens.append(.string(a.content))
+            types.append(.int32((specials.contains(a.id) ? TokenType.control : .userDefined).rawValue))
+        }
+        let kv: [(String, GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("llama")),
+            ("tokenizer.ggml.pre", .string("default")),
+            ("tokenizer.ggml.tokens", .array(.string, tokens)),
+            ("tokenizer.ggml.scores", .array(.float32, Array(repeating: .float32(-1000), count: tokens.count))),
+            ("tokenizer.ggml.token_type", .array(.int32, types)),
+        ]
+        return (kv, tokens.count)
     }
 
     /// `TextModel.does_token_look_special`.

@@ -164,7 +164,7 @@ public struct Manifest: Sendable, Equatable {
 
 public enum ManifestError: CkptError {
     case invalid(file: String, detail: String)
-    public var code: String { "invalidManifest" }
+    public static let domain = "manifest"
     public var description: String {
         switch self {
         case let .invalid(f, d): "\(f): not a ckpt manifest: \(d)"

@@ -56,7 +56,7 @@ public enum MergeLoRA {
             var members = try LlamaConfig.readJSON(model.path(of: "config.json")).objectMembers ?? []
             if let v = lora.vocabSize { JSON.set(&members, "vocab_size", .int(v)) }
             if lora.untiedEmbeddings { JSON.set(&members, "tie_word_embeddings", .bool(false)) }
-            Delta.setDType(&members, lora.dtype)
+            ConfigDType.set(&members, to: lora.dtype)
             side.append(.text("config.json", JSONWriter.python(.object(members)) + "\n"))
         }
         if model.sideFiles.contains("generation_config.json") {

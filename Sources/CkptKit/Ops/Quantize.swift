@@ -3,12 +3,7 @@ public enum QuantizeError: CkptError, Equatable {
     case unsupportedDType(tensor: String, dtype: DType)
     case invalidGroupSize(Int)
 
-    public var code: String {
-        switch self {
-        case .unsupportedDType: "quantizeUnsupportedDType"
-        case .invalidGroupSize: "quantizeInvalidGroupSize"
-        }
-    }
+    public static let domain = "quantize"
 
     public var description: String {
         switch self {

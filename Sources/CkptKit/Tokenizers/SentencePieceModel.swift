@@ -3,12 +3,7 @@ public enum SentencePieceError: CkptError, Equatable {
     case malformed(file: String, offset: Int, detail: String)
     case tooLarge(file: String, size: Int)
 
-    public var code: String {
-        switch self {
-        case .malformed: "sentencepieceMalformed"
-        case .tooLarge: "sentencepieceTooLarge"
-        }
-    }
+    public static let domain = "sentencepiece"
 
     public var description: String {
         switch self {
@@ -70,8 +65,7 @@ public struct SentencePieceModel: Sendable {
         while !r.isAtEnd {
             let (field, wire) = try r.key()
             if field == 1 && wire == 2 {
-                let sub = try r.lengthDelimited()
-                var p = ProtoReader(bytes: sub, path: path, base: r.offset - sub.count)
+                var p = try r.message()
                 var piece = "", score: Float = 0, type = PieceType.normal
                 while !p.isAtEnd {
                     let (f2, w2) = try p.key()
@@ -90,8 +84,7 @@ public struct SentencePieceModel: Sendable {
                 }
                 list.append(Piece(piece: piece, score: score, type: type))
             } else if (field == 2 || field == 3) && wire == 2 {
-                let sub = try r.lengthDelimited()
-                var p = ProtoReader(bytes: sub, path: path, base: r.offset - sub.count)
+                var p = try r.message()
                 while !p.isAtEnd {
                     let (f2, w2) = try p.key()
                     if w2 == 0 {
@@ -128,37 +121,33 @@ public struct SentencePieceModel: Sendable {
     }
 }
 
-/// Bounds-checked protobuf wire-format reading.
+/// Protobuf wire-format reading over the core's `ByteReader`: every short read or bad length is
+/// `SentencePieceError.malformed` at its file offset.
 struct ProtoReader {
-    let bytes: UnsafeRawBufferPointer
+    var r: ByteReader<SentencePieceError>
     let path: String
-    let base: Int
-    var i = 0
 
-    init(bytes: UnsafeRawBufferPointer, path: String, base: Int = 0) {
-        self.bytes = bytes
+    init(bytes: UnsafeRawBufferPointer, path: String) {
         self.path = path
-        self.base = base
-    }
-
-    var isAtEnd: Bool { i >= bytes.count }
-    var offset: Int { base + i }
-
-    func fail(_ d: String) -> SentencePieceError { .malformed(file: path, offset: base + i, detail: d) }
-
-    mutating func varint() throws(SentencePieceError) -> UInt64 {
-        var v: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard i < bytes.count else { throw fail("truncated varint") }
-            let b = bytes[i]
-            i += 1
-            guard shift < 64 else { throw fail("varint longer than 10 bytes") }
-            v |= UInt64(b & 0x7F) << shift
-            if b & 0x80 == 0 { return v }
-            shift += 7
+        r = ByteReader(bytes) { f in
+            switch f {
+            case .truncated(let o, _, let what): .malformed(file: path, offset: o, detail: what)
+            case .varintTooLong(let o, _): .malformed(file: path, offset: o, detail: "varint longer than 10 bytes")
+            }
         }
     }
+
+    private init(_ r: ByteReader<SentencePieceError>, path: String) {
+        self.r = r
+        self.path = path
+    }
+
+    var isAtEnd: Bool { r.isAtEnd }
+    var offset: Int { r.position }
+
+    func fail(_ d: String) -> SentencePieceError { .malformed(file: path, offset: r.position, detail: d) }
+
+    mutating func varint() throws(SentencePieceError) -> UInt64 { try r.varint("truncated varint") }
 
     mutating func key() throws(SentencePieceError) -> (Int, Int) {
         let k = try varint()
@@ -166,25 +155,23 @@ struct ProtoReader {
         return (Int(k >> 3), Int(k & 7))
     }
 
-    mutating func fixed32() throws(SentencePieceError) -> UInt32 {
-        guard i + 4 <= bytes.count else { throw fail("truncated fixed32") }
-        defer { i += 4 }
-        return UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self))
+    mutating func fixed32() throws(SentencePieceError) -> UInt32 { try r.u32("truncated fixed32") }
+
+    /// A length-delimited field: its bytes, as a reader of their own (offsets stay file offsets).
+    mutating func message() throws(SentencePieceError) -> ProtoReader {
+        let n = try varint()
+        guard n <= UInt64(r.remaining) else { throw fail("length \(n) runs past the end") }
+        return ProtoReader(try r.sub(Int(n)), path: path)
     }
 
-    mutating func lengthDelimited() throws(SentencePieceError) -> UnsafeRawBufferPointer {
-        let n = try varint()
-        guard n <= UInt64(bytes.count - i) else { throw fail("length \(n) runs past the end") }
-        defer { i += Int(n) }
-        return UnsafeRawBufferPointer(rebasing: bytes[i..<(i + Int(n))])
-    }
+    mutating func lengthDelimited() throws(SentencePieceError) -> UnsafeRawBufferPointer { try message().r.buffer }
 
     mutating func skip(wire: Int) throws(SentencePieceError) {
         switch wire {
         case 0: _ = try varint()
-        case 1: guard i + 8 <= bytes.count else { throw fail("truncated fixed64") }; i += 8
+        case 1: try r.skip(8, "truncated fixed64")
         case 2: _ = try lengthDelimited()
-        case 5: guard i + 4 <= bytes.count else { throw fail("truncated fixed32") }; i += 4
+        case 5: try r.skip(4, "truncated fixed32")
         default: throw fail("unsupported wire type \(wire)")
         }
     }

@@ -70,7 +70,7 @@ public struct Tokenizer: Sendable {
     /// One file; `folder` supplies tokenizer_config.json / config.json (special token names, add_bos_token).
     init(file: String, folder: String?) throws {
         let f = try MappedFile(path: file)
-        let isGGUF = f.size >= 4 && f.all.loadUnaligned(as: UInt32.self) == GGUFFile.magic
+        let isGGUF = Bytes.load(UInt32.self, at: 0, in: f.all) == GGUFFile.magic
         if isGGUF {
             try self.init(gguf: GGUFFile(file: f))
             return

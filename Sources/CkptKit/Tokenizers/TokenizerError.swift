@@ -24,20 +24,7 @@ public enum TokenizerError: CkptError, Equatable {
     /// A token id outside the vocabulary (decoding).
     case idOutOfRange(id: Int, vocabularySize: Int)
 
-    public var code: String {
-        switch self {
-        case .unsupportedComponent: "tokenizerUnsupportedComponent"
-        case .unsupportedOption: "tokenizerUnsupportedOption"
-        case .unknownSplitPattern: "tokenizerUnknownSplitPattern"
-        case .dropout: "tokenizerDropout"
-        case .unigramModel: "tokenizerUnigramModel"
-        case .unsupportedModelType: "tokenizerUnsupportedModelType"
-        case .unsupportedGGUFVocabulary: "tokenizerUnsupportedGGUFVocabulary"
-        case .malformed: "tokenizerMalformed"
-        case .noTokenizer: "tokenizerNotFound"
-        case .idOutOfRange: "tokenizerIDOutOfRange"
-        }
-    }
+    public static let domain = "tokenizer"
 
     public var description: String {
         switch self {

@@ -17,26 +17,7 @@ public enum GGUFError: CkptError, Equatable {
     case overlappingTensors(file: String, tensor: String)
     case tensorOutOfBounds(file: String, tensor: String)
 
-    public var code: String {
-        switch self {
-        case .badMagic: "ggufBadMagic"
-        case .unsupportedVersion: "ggufUnsupportedVersion"
-        case .truncated: "ggufTruncated"
-        case .tooManyTensors: "ggufTooManyTensors"
-        case .tooManyKeys: "ggufTooManyKeys"
-        case .invalidValueType: "ggufInvalidValueType"
-        case .duplicateKey: "ggufDuplicateKey"
-        case .invalidAlignment: "ggufInvalidAlignment"
-        case .nameTooLong: "ggufNameTooLong"
-        case .tooManyDimensions: "ggufTooManyDimensions"
-        case .invalidDimension: "ggufInvalidDimension"
-        case .unknownTensorType: "ggufUnknownTensorType"
-        case .duplicateTensor: "ggufDuplicateTensor"
-        case .misalignedOffset: "ggufMisalignedOffset"
-        case .overlappingTensors: "ggufOverlappingTensors"
-        case .tensorOutOfBounds: "ggufTensorOutOfBounds"
-        }
-    }
+    public static let domain = "gguf"
 
     public var tensor: String? {
         switch self {

@@ -6,15 +6,7 @@ public enum MetaError: CkptError, Equatable {
     case missingTensor(shard: String, tensor: String)
     case shapeMismatch(tensor: String, detail: String)
 
-    public var code: String {
-        switch self {
-        case .missingParams: "metaMissingParams"
-        case .invalidParams: "metaInvalidParams"
-        case .noShards: "metaNoShards"
-        case .missingTensor: "metaMissingTensor"
-        case .shapeMismatch: "metaShapeMismatch"
-        }
-    }
+    public static let domain = "meta"
 
     public var description: String {
         switch self {

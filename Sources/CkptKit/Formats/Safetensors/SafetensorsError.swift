@@ -37,27 +37,7 @@ public enum SafetensorsError: CkptError, Equatable {
     /// Writer: a tensor's bytes arrived in a different amount or order than planned.
     case writeOutOfOrder(file: String, tensor: String, detail: String)
 
-    public var code: String {
-        switch self {
-        case .headerTooSmall: "headerTooSmall"
-        case .headerTooLarge: "headerTooLarge"
-        case .invalidHeaderLength: "invalidHeaderLength"
-        case .invalidUTF8: "invalidUTF8"
-        case .invalidJSON: "invalidJSON"
-        case .unknownDType: "unknownDType"
-        case .missingField: "missingField"
-        case .invalidField: "invalidField"
-        case .invalidMetadata: "invalidMetadata"
-        case .duplicateTensor: "duplicateTensor"
-        case .invalidOffset: "invalidOffset"
-        case .sizeOverflow: "sizeOverflow"
-        case .misalignedSlice: "misalignedSlice"
-        case .tensorSizeMismatch: "tensorSizeMismatch"
-        case .incompleteBuffer: "incompleteBuffer"
-        case .headerTooLargeToWrite: "headerTooLargeToWrite"
-        case .writeOutOfOrder: "writeOutOfOrder"
-        }
-    }
+    public static let domain = "safetensors"
 
     /// The tensor the error is about, if any.
     public var tensor: String? {

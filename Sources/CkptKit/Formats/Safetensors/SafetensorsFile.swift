@@ -15,7 +15,7 @@ public final class SafetensorsFile: Sendable {
         try self.init(file: MappedFile(path: path))
     }
 
-    public init(file: MappedFile) throws {
+    public init(file: MappedFile) throws(SafetensorsError) {
         self.file = file
         path = file.path
         let header = try SafetensorsFile.parseHeader(file.all, fileSize: file.size, path: file.path)
@@ -37,8 +37,9 @@ public final class SafetensorsFile: Sendable {
     /// `bytes` must hold at least the header (the whole mapped file is fine); `fileSize` is the file's length.
     public static func parseHeader(_ bytes: UnsafeRawBufferPointer, fileSize: Int, path: String) throws(SafetensorsError) -> Header {
         // 1. The 8-byte header length.
-        guard fileSize >= 8, bytes.count >= 8 else { throw .headerTooSmall(file: path, size: fileSize) }
-        let n64 = UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
+        guard fileSize >= 8 else { throw .headerTooSmall(file: path, size: fileSize) }
+        var r = ByteReader(bytes) { _ in SafetensorsError.headerTooSmall(file: path, size: fileSize) }
+        let n64 = try r.u64("the header length")
         // 2. The size limit, before the file-size check (as the reference does).
         guard n64 <= UInt64(maxHeaderLength) else { throw .headerTooLarge(file: path, length: n64) }
         let n = Int(n64)

@@ -9,17 +9,7 @@ public enum PickleError: CkptError, Equatable {
     case malformed(file: String, offset: Int, detail: String)
     case tooDeep(file: String, offset: Int)
 
-    public var code: String {
-        switch self {
-        case .forbiddenGlobal: "pickleForbiddenGlobal"
-        case .unsupportedOpcode: "pickleUnsupportedOpcode"
-        case .truncated: "pickleTruncated"
-        case .invalidMemo: "pickleInvalidMemo"
-        case .stackUnderflow: "pickleStackUnderflow"
-        case .malformed: "pickleMalformed"
-        case .tooDeep: "pickleTooDeep"
-        }
-    }
+    public static let domain = "pickle"
 
     public var description: String {
         switch self {
@@ -125,9 +115,8 @@ public struct Unpickler {
     /// Memo indexes above this are refused (a state dict of 10,000 tensors uses ~100,000).
     public static let maxMemo = 1 << 26
 
-    let bytes: UnsafeRawBufferPointer
     let path: String
-    var pos = 0
+    var r: ByteReader<PickleError>
     var stack: [PickleValue] = []
     var marks: [Int] = []
     var memo: [Int: PickleValue] = [:]
@@ -138,36 +127,13 @@ public struct Unpickler {
     }
 
     init(bytes: UnsafeRawBufferPointer, path: String) {
-        self.bytes = bytes
         self.path = path
+        r = ByteReader(bytes) { f in .truncated(file: path, offset: f.offset) }
     }
 
-    // MARK: - Reading
+    // MARK: - Reading (the core's ByteReader; a short read is `PickleError.truncated` at the read's first byte)
 
-    mutating func byte() throws(PickleError) -> UInt8 {
-        guard pos < bytes.count else { throw .truncated(file: path, offset: pos) }
-        defer { pos += 1 }
-        return bytes[pos]
-    }
-
-    mutating func take(_ n: Int) throws(PickleError) -> UnsafeRawBufferPointer {
-        guard n >= 0, n <= bytes.count - pos else { throw .truncated(file: path, offset: pos) }
-        defer { pos += n }
-        return UnsafeRawBufferPointer(rebasing: bytes[pos..<(pos + n)])
-    }
-
-    mutating func u16() throws(PickleError) -> Int { let b = try take(2); return Int(b[0]) | Int(b[1]) << 8 }
-    mutating func u32() throws(PickleError) -> Int { let b = try take(4); return Int(UInt32(littleEndian: b.loadUnaligned(as: UInt32.self))) }
-    mutating func i32() throws(PickleError) -> Int { let b = try take(4); return Int(Int32(littleEndian: b.loadUnaligned(as: Int32.self))) }
-
-    mutating func line() throws(PickleError) -> String {
-        let start = pos
-        while pos < bytes.count && bytes[pos] != 0x0A { pos += 1 }
-        guard pos < bytes.count else { throw .truncated(file: path, offset: start) }
-        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
-        pos += 1
-        return s
-    }
+    mutating func line() throws(PickleError) -> String { String(decoding: try r.line(), as: UTF8.self) }
 
     // MARK: - Stack
 
@@ -201,11 +167,11 @@ public struct Unpickler {
 
     mutating func run() throws(PickleError) -> PickleValue {
         while true {
-            let at = pos
-            let op = try byte()
+            let at = r.offset
+            let op = try r.u8()
             switch op {
             case 0x80:  // PROTO
-                let v = try byte()
+                let v = try r.u8()
                 guard v <= 5 else { throw .malformed(file: path, offset: at, detail: "protocol \(v)") }
             case 0x2E:  // STOP
                 let v = try pop(at)
@@ -217,13 +183,13 @@ public struct Unpickler {
                 }
                 try push(.global(g), at)
             case 0x71:  // BINPUT
-                try putMemo(Int(try byte()), at)
+                try putMemo(Int(try r.u8()), at)
             case 0x72:  // LONG_BINPUT
-                try putMemo(try u32(), at)
+                try putMemo(Int(try r.u32()), at)
             case 0x68:  // BINGET
-                try getMemo(Int(try byte()), at)
+                try getMemo(Int(try r.u8()), at)
             case 0x6A:  // LONG_BINGET
-                try getMemo(try u32(), at)
+                try getMemo(Int(try r.u32()), at)
             case 0x29: try push(.tuple([]), at)  // EMPTY_TUPLE
             case 0x85:  // TUPLE1
                 let a = try pop(at)
@@ -275,35 +241,34 @@ public struct Unpickler {
             case 0x51:  // BINPERSID
                 let pid = try pop(at)
                 try push(try persistentLoad(pid, at), at)
-            case 0x4A: try push(.int(try i32()), at)  // BININT
-            case 0x4B: try push(.int(Int(try byte())), at)  // BININT1
-            case 0x4D: try push(.int(try u16()), at)  // BININT2
+            case 0x4A: try push(.int(Int(try r.i32())), at)  // BININT
+            case 0x4B: try push(.int(Int(try r.u8())), at)  // BININT1
+            case 0x4D: try push(.int(Int(try r.u16())), at)  // BININT2
             case 0x8A:  // LONG1
-                let n = Int(try byte())
+                let n = Int(try r.u8())
                 guard n <= 8 else { throw .malformed(file: path, offset: at, detail: "integer of \(n) bytes") }
-                let b = try take(n)
+                let b = try r.bytes(n)
                 var v: UInt64 = 0
                 for k in 0..<n { v |= UInt64(b[k]) << (8 * UInt64(k)) }
                 if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 { v |= ~0 << (8 * UInt64(n)) }  // sign-extend
                 try push(.int(Int(Int64(bitPattern: v))), at)
             case 0x58:  // BINUNICODE
-                let n = try u32()
-                let b = try take(n)
+                let n = Int(try r.u32())
+                let b = try r.bytes(n)
                 guard let s = String(validating: b, as: UTF8.self) else { throw .malformed(file: path, offset: at, detail: "string is not UTF-8") }
                 try push(.string(s), at)
             case 0x8C:  // SHORT_BINUNICODE (protocol 4; harmless)
-                let n = Int(try byte())
-                guard let s = String(validating: try take(n), as: UTF8.self) else { throw .malformed(file: path, offset: at, detail: "string is not UTF-8") }
+                let n = Int(try r.u8())
+                guard let s = String(validating: try r.bytes(n), as: UTF8.self) else { throw .malformed(file: path, offset: at, detail: "string is not UTF-8") }
                 try push(.string(s), at)
             case 0x55:  // SHORT_BINSTRING
-                let n = Int(try byte())
-                try push(.string(String(decoding: try take(n), as: UTF8.self)), at)
+                let n = Int(try r.u8())
+                try push(.string(String(decoding: try r.bytes(n), as: UTF8.self)), at)
             case 0x88: try push(.bool(true), at)  // NEWTRUE
             case 0x89: try push(.bool(false), at)  // NEWFALSE
             case 0x4E: try push(.none, at)  // NONE
             case 0x47:  // BINFLOAT (big-endian)
-                let b = try take(8)
-                try push(.float(Double(bitPattern: UInt64(bigEndian: b.loadUnaligned(as: UInt64.self)))), at)
+                try push(.float(try r.f64(bigEndian: true)), at)
             default:
                 throw .unsupportedOpcode(file: path, opcode: op, offset: at)
             }

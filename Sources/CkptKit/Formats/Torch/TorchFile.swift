@@ -7,16 +7,7 @@ public enum TorchError: CkptError, Equatable {
     case unsupportedByteOrder(file: String, value: String)
     case duplicateTensor(file: String, tensor: String)
 
-    public var code: String {
-        switch self {
-        case .missingRecord: "torchMissingRecord"
-        case .notAStateDict: "torchNotAStateDict"
-        case .storageOutOfRange: "torchStorageOutOfRange"
-        case .nonContiguous: "torchNonContiguous"
-        case .unsupportedByteOrder: "torchUnsupportedByteOrder"
-        case .duplicateTensor: "torchDuplicateTensor"
-        }
-    }
+    public static let domain = "torch"
 
     public var tensor: String? {
         switch self {

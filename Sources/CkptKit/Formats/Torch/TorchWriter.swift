@@ -3,7 +3,7 @@ public enum TorchWriteError: CkptError, Equatable {
     /// Bytes that do not follow the planned layout (an internal error: nothing is left under the final name).
     case writeOutOfOrder(file: String, tensor: String, detail: String)
 
-    public var code: String { "torchWriteOutOfOrder" }
+    public static let domain = "torch"
     public var description: String {
         switch self {
         case let .writeOutOfOrder(f, t, d): "\(f): tensor '\(t)': \(d)"

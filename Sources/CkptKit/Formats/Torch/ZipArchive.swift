@@ -37,8 +37,10 @@ public final class ZipArchive: Sendable {
     public init(file: MappedFile) throws(ZipError) {
         self.file = file
         let path = file.path
-        let all = file.all
         let size = file.size
+        // Every record lies at an offset checked against the file (or the directory) before it is read; the reader's
+        // own bounds check is the second line of defence, reported as `ZipError.truncated`.
+        let r = ByteReader(file.all) { f in ZipError.truncated(file: path, offset: f.offset, what: f.what) }
 
         // 1. End of central directory: scan back over at most a maximal comment.
         var eocd = -1
@@ -46,30 +48,31 @@ public final class ZipArchive: Sendable {
             let lowest = max(0, size - Self.eocdSize - Self.maxCommentLength)
             var i = size - Self.eocdSize
             while i >= lowest {
-                if all[i] == 0x50 && all[i + 1] == 0x4B && all[i + 2] == 0x05 && all[i + 3] == 0x06 {
-                    let commentLength = Int(Self.u16(all, i + 20))
+                if try r.value(UInt32.self, at: i, "the end-of-central-directory record") == 0x0605_4B50 {
+                    let commentLength = Int(try r.value(UInt16.self, at: i + 20, "the archive comment length"))
                     if i + Self.eocdSize + commentLength <= size { eocd = i; break }
                 }
                 i -= 1
             }
         }
         guard eocd >= 0 else { throw .endOfCentralDirectoryNotFound(file: path) }
-        var count = Int(Self.u16(all, eocd + 10))
-        var cdSize = Int(Self.u32(all, eocd + 12))
-        var cdOffset = Int(Self.u32(all, eocd + 16))
+        var count = Int(try r.value(UInt16.self, at: eocd + 10, "the entry count"))
+        var cdSize = Int(try r.value(UInt32.self, at: eocd + 12, "the central directory size"))
+        var cdOffset = Int(try r.value(UInt32.self, at: eocd + 16, "the central directory offset"))
 
         // 2. ZIP64: a locator right before the EOCD points at the ZIP64 EOCD record.
-        if eocd >= 20 && Self.u32(all, eocd - 20) == 0x07064B50 {
-            let recordOffset64 = Self.u64(all, eocd - 20 + 8)
-            guard size >= 56, recordOffset64 <= UInt64(size - 56), Self.u32(all, Int(recordOffset64)) == 0x06064B50 else {
+        if eocd >= 20, try r.value(UInt32.self, at: eocd - 20, "the ZIP64 locator") == 0x07064B50 {
+            let recordOffset64 = try r.value(UInt64.self, at: eocd - 20 + 8, "the ZIP64 locator")
+            guard size >= 56, recordOffset64 <= UInt64(size - 56),
+                  try r.value(UInt32.self, at: Int(recordOffset64), "the ZIP64 record") == 0x06064B50 else {
                 throw .invalidZip64(file: path, detail: "the locator points outside the file or at no record")
             }
-            let r = Int(recordOffset64)
+            let z = Int(recordOffset64)
             // Clamped so they convert to Int; the checks below report values outside the file.
             let limit = UInt64(Int.max / 2)
-            count = Int(min(Self.u64(all, r + 32), limit))
-            cdSize = Int(min(Self.u64(all, r + 40), limit))
-            cdOffset = Int(min(Self.u64(all, r + 48), limit))
+            count = Int(min(try r.value(UInt64.self, at: z + 32, "the ZIP64 record"), limit))
+            cdSize = Int(min(try r.value(UInt64.self, at: z + 40, "the ZIP64 record"), limit))
+            cdOffset = Int(min(try r.value(UInt64.self, at: z + 48, "the ZIP64 record"), limit))
         }
         guard cdOffset <= size, cdSize <= size - cdOffset else {
             throw .invalidCentralDirectory(file: path, detail: "directory at \(cdOffset)+\(cdSize) is outside the \(size)-byte file")
@@ -85,20 +88,21 @@ public final class ZipArchive: Sendable {
         var p = cdOffset
         let cdEnd = cdOffset + cdSize
         for k in 0..<count {
-            guard p + Self.centralEntrySize <= cdEnd, Self.u32(all, p) == 0x02014B50 else {
+            guard p + Self.centralEntrySize <= cdEnd, try r.value(UInt32.self, at: p, "a central directory entry") == 0x02014B50 else {
                 throw .invalidCentralDirectory(file: path, detail: "entry \(k) has no valid header")
             }
-            let flags = Int(Self.u16(all, p + 8))
-            let method = Int(Self.u16(all, p + 10))
-            let crc = Self.u32(all, p + 16)
-            var csize = UInt64(Self.u32(all, p + 20))
-            var usize = UInt64(Self.u32(all, p + 24))
-            let nameLength = Int(Self.u16(all, p + 28)), extraLength = Int(Self.u16(all, p + 30))
-            let commentLength = Int(Self.u16(all, p + 32))
-            var local = UInt64(Self.u32(all, p + 42))
+            let what = "central directory entry \(k)"
+            let flags = Int(try r.value(UInt16.self, at: p + 8, what))
+            let method = Int(try r.value(UInt16.self, at: p + 10, what))
+            let crc = try r.value(UInt32.self, at: p + 16, what)
+            var csize = UInt64(try r.value(UInt32.self, at: p + 20, what))
+            var usize = UInt64(try r.value(UInt32.self, at: p + 24, what))
+            let nameLength = Int(try r.value(UInt16.self, at: p + 28, what)), extraLength = Int(try r.value(UInt16.self, at: p + 30, what))
+            let commentLength = Int(try r.value(UInt16.self, at: p + 32, what))
+            var local = UInt64(try r.value(UInt32.self, at: p + 42, what))
             let next = p + Self.centralEntrySize + nameLength + extraLength + commentLength
             guard next <= cdEnd else { throw .invalidCentralDirectory(file: path, detail: "entry \(k) runs past the directory") }
-            let nameBytes = UnsafeRawBufferPointer(rebasing: all[(p + 46)..<(p + 46 + nameLength)])
+            let nameBytes = try r.bytes(in: (p + 46)..<(p + 46 + nameLength), what)
             guard let name = String(validating: nameBytes, as: UTF8.self) else {
                 throw .invalidCentralDirectory(file: path, detail: "entry \(k) has a name that is not UTF-8")
             }
@@ -106,14 +110,14 @@ public final class ZipArchive: Sendable {
             var e = p + 46 + nameLength
             let extraEnd = e + extraLength
             while e + 4 <= extraEnd {
-                let id = Self.u16(all, e), length = Int(Self.u16(all, e + 2))
+                let id = try r.value(UInt16.self, at: e, what), length = Int(try r.value(UInt16.self, at: e + 2, what))
                 guard e + 4 + length <= extraEnd else { throw .invalidZip64(file: path, detail: "entry '\(name)': extra field runs past its end") }
                 if id == 0x0001 {
                     var q = e + 4
                     func take() throws(ZipError) -> UInt64 {
                         guard q + 8 <= e + 4 + length else { throw .invalidZip64(file: path, detail: "entry '\(name)': short ZIP64 field") }
                         defer { q += 8 }
-                        return Self.u64(all, q)
+                        return try r.value(UInt64.self, at: q, "entry '\(name)': ZIP64 field")
                     }
                     if usize == 0xFFFF_FFFF { usize = try take() }
                     if csize == 0xFFFF_FFFF { csize = try take() }
@@ -131,14 +135,15 @@ public final class ZipArchive: Sendable {
             }
             // The local header: its own name and extra lengths decide where the data starts.
             let l = Int(local)
-            guard l + Self.localHeaderSize <= size, Self.u32(all, l) == 0x04034B50 else {
+            guard l + Self.localHeaderSize <= size, try r.value(UInt32.self, at: l, "a local header") == 0x04034B50 else {
                 throw .localHeaderMismatch(file: path, entry: name, detail: "no local header at offset \(l)")
             }
-            let localMethod = Int(Self.u16(all, l + 8))
+            let localMethod = Int(try r.value(UInt16.self, at: l + 8, "the local header of '\(name)'"))
             guard localMethod == method else {
                 throw .localHeaderMismatch(file: path, entry: name, detail: "method \(localMethod) vs \(method)")
             }
-            let localName = Int(Self.u16(all, l + 26)), localExtra = Int(Self.u16(all, l + 28))
+            let localName = Int(try r.value(UInt16.self, at: l + 26, "the local header of '\(name)'"))
+            let localExtra = Int(try r.value(UInt16.self, at: l + 28, "the local header of '\(name)'"))
             // Each header read maps a whole page-cache folio (up to 2 MiB) next to tensor data: drop it at once, so
             // that opening a file with hundreds of entries does not hold hundreds of folios (the peak RSS would).
             file.release(l..<(l + Self.localHeaderSize))
@@ -211,10 +216,6 @@ public final class ZipArchive: Sendable {
         let actual = computeCRC32(e)
         guard actual == e.crc32 else { throw .crcMismatch(file: path, entry: e.name, expected: e.crc32, actual: actual) }
     }
-
-    static func u16(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt16 { UInt16(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
-    static func u32(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt32 { UInt32(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-    static func u64(_ b: UnsafeRawBufferPointer, _ o: Int) -> UInt64 { UInt64(littleEndian: b.loadUnaligned(fromByteOffset: o, as: UInt64.self)) }
 }
 
 /// Streaming raw-deflate decoding of one entry with zlib.

@@ -13,23 +13,10 @@ public enum ZipError: CkptError, Equatable {
     case inflateFailed(file: String, entry: String, detail: String)
     case entryTooLarge(file: String, entry: String, size: Int, limit: Int)
     case noRootFolder(file: String, entry: String)
+    /// A read past the end of the file (each record is checked before it is read: this is the reader's own check).
+    case truncated(file: String, offset: Int, what: String)
 
-    public var code: String {
-        switch self {
-        case .endOfCentralDirectoryNotFound: "zipEndOfCentralDirectoryNotFound"
-        case .invalidZip64: "zipInvalidZip64"
-        case .invalidCentralDirectory: "zipInvalidCentralDirectory"
-        case .entryOutOfBounds: "zipEntryOutOfBounds"
-        case .localHeaderMismatch: "zipLocalHeaderMismatch"
-        case .unsupportedCompression: "zipUnsupportedCompression"
-        case .encryptedEntry: "zipEncryptedEntry"
-        case .duplicateEntry: "zipDuplicateEntry"
-        case .crcMismatch: "zipCRCMismatch"
-        case .inflateFailed: "zipInflateFailed"
-        case .entryTooLarge: "zipEntryTooLarge"
-        case .noRootFolder: "zipNoRootFolder"
-        }
-    }
+    public static let domain = "zip"
 
     public var description: String {
         switch self {
@@ -47,6 +34,7 @@ public enum ZipError: CkptError, Equatable {
         case let .inflateFailed(f, e, d): "\(f): zip entry '\(e)' does not inflate: \(d)"
         case let .entryTooLarge(f, e, s, l): "\(f): zip entry '\(e)' declares \(s) bytes, more than the \(l) allowed for it"
         case let .noRootFolder(f, e): "\(f): zip entry '\(e)' is not inside a folder (not a PyTorch checkpoint)"
+        case let .truncated(f, o, w): "\(f): zip archive ends early at byte \(o) while reading \(w) (truncated?)"
         }
     }
 }

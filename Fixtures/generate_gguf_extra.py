@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""general.* naming cases for ckpt's GGUF export (issue 14), from gguf-py's own heuristics at the pinned llama.cpp.
+"""Extra GGUF export cases for ckpt (issue 14), from llama.cpp's own code at the pinned commit.
 
-    .venv/bin/python Fixtures/generate_gguf_names.py [--sdist llama_cpp_python-0.3.36.tar.gz]
+    .venv/bin/python Fixtures/generate_gguf_extra.py [--sdist llama_cpp_python-0.3.36.tar.gz]
 
-For hub-style model ids and folder names, records what gguf-py's `Metadata.get_model_id_components` and
-`Metadata.id_to_title` (vendored in the llama-cpp-python 0.3.36 sdist, llama.cpp 0c1e57098) return, into
-Fixtures/families/expected/gguf_names.json. Nothing here is computed with ckpt.
+1. For hub-style model ids and folder names, what gguf-py's `Metadata.get_model_id_components` and
+   `Metadata.id_to_title` return -> Fixtures/families/expected/gguf_names.json.
+2. convert_hf_to_gguf.py on Fixtures/tiny-llama-json (a LLaMA whose only tokenizer is a SentencePiece-style
+   tokenizer.json: gguf-py's LlamaHfVocab path) in f16 and q8_0 -> Fixtures/families/gguf/tiny-llama-json-<type>.json
+   (the same dump as Fixtures/quant/gguf).
+Both from the llama-cpp-python 0.3.36 sdist (llama.cpp 0c1e57098). Nothing here is computed with ckpt.
 """
 import argparse
 import json
@@ -43,6 +46,12 @@ def main() -> None:
                 cases.append({"id": i, "total_params": p, "name": name, "organization": org, "basename": basename,
                               "finetune": finetune, "version": version, "size_label": size,
                               "title": Metadata.id_to_title(name) if name else None})
+        for outtype in ["f16", "q8_0"]:
+            dest = Path(tmp) / f"tiny-llama-json-{outtype}.gguf"
+            generate_quant.run_convert(lcpp, "tiny-llama-json", outtype, dest)
+            d = generate_quant.describe_gguf(dest)
+            (HERE / "families" / "gguf" / f"tiny-llama-json-{outtype}.json").write_text(json.dumps(d, indent=2) + "\n")
+            print(f"tiny-llama-json {outtype}: {d['file']['sha256']}")
     out = HERE / "families" / "expected" / "gguf_names.json"
     out.write_text(json.dumps({"source": "gguf-py Metadata at llama.cpp 0c1e57098 (llama-cpp-python 0.3.36 sdist)",
                                "cases": cases}, indent=1, ensure_ascii=False) + "\n")
