@@ -198,7 +198,7 @@ enum Families {
             #expect(e.description.contains("yarn"))
         }
         let mismatch = try copy("mistral-v01") { $0 = $0.replacingOccurrences(of: "\"model_type\": \"mistral\"", with: "\"model_type\": \"llama\"") }
-        #expect(errorCode { _ = try LlamaWeights(model: ModelFolder(mismatch)) } == "familyArchitectureMismatch")
+        #expect(errorCode { _ = try LlamaWeights(model: ModelFolder(mismatch)) } == "family.architectureMismatch")
     }
 
     /// `ckpt run` on every family folder: the prompt's greedy continuation, streamed, exit 0.

@@ -150,7 +150,7 @@ import Testing
         #expect(try parse("{\(Self.base), \"rope_theta\": 1000000.0}").ropeTheta == 1e6)
         #expect(try parse("{\(Self.base), \"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"default\"}}").ropeTheta == 5e5)
         let s = try parse("{\(Self.base), \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}")
-        #expect(s.ropeScaling == .init(type: "linear", factor: 2, typeKey: "type"))
+        #expect(s.ropeScaling == .init(type: "linear", factor: 2))
         #expect(try parse("{\(Self.base)}").ropeTheta == 10000)
     }
 
