@@ -52,7 +52,7 @@ public enum GGUFExport {
     public static func ropeFactors(_ c: LlamaConfig) -> [Float]? {
         guard let r = c.ropeScaling, r.type.lowercased() == "llama3" else { return nil }
         let dim = c.headDim
-        let base = c.ropeTheta
+        let base = Double(Float(c.ropeTheta))  // a Python float meets an f32 tensor: torch rounds it to f32
         let factor = Float(r.factor ?? 8), low = Float(r.lowFreqFactor ?? 1), high = Float(r.highFreqFactor ?? 4)
         // The converter reads original_max_position_embeddings from the rope parameters (transformers 5 keeps the
         // rope_scaling value there), else 8192.
