@@ -38,7 +38,7 @@ struct Run: ParsableCommand {
             guard promptTokens <= context else { throw GenerationError.promptTooLong(tokens: promptTokens, context: context) }
             let maxTokens = min(context, promptTokens + n)
             let gen = Generator(model: LlamaModel(weights: weights, maxTokens: max(maxTokens, 2)), tokenizer: tok,
-                                stopIDs: Generator.stopIDs(config: weights.config, tokenizer: tok, folder: folder))
+                                stopIDs: try Generator.stopIDs(config: weights.config, tokenizer: tok, folder: folder))
             Sys.writeStdout(prompt)
             let r = try gen.run(prompt: prompt, maxNewTokens: n, temperature: temperature, seed: seed) { Sys.writeStdout($0) }
             Sys.writeStdout("\n")

@@ -88,7 +88,7 @@ enum Families {
         let w = try LlamaWeights(model: folder)
         for p in try Families.prompts(model) {
             let g = Generator(model: LlamaModel(weights: w, maxTokens: 256), tokenizer: tok,
-                              stopIDs: Generator.stopIDs(config: w.config, tokenizer: tok, folder: folder))
+                              stopIDs: try Generator.stopIDs(config: w.config, tokenizer: tok, folder: folder))
             #expect(try g.run(prompt: p.text, maxNewTokens: p.greedy.count).generated == p.greedy, "\(model): \(p.text)")
         }
     }
@@ -132,7 +132,7 @@ enum Families {
         let folder = try ModelFolder(Families.folder("llama31"))
         let tok = try #require(try Tokenizer.load(for: folder))
         let w = try LlamaWeights(model: folder)
-        let stops = Generator.stopIDs(config: w.config, tokenizer: tok, folder: folder)
+        let stops = try Generator.stopIDs(config: w.config, tokenizer: tok, folder: folder)
         #expect(w.config.eosTokenIDs.count == 3)
         #expect(Set(w.config.eosTokenIDs).isSubset(of: stops))
         #expect(tok.eosID.flatMap(tok.token) == "<|eot_id|>" && stops.contains(tok.eosID!))

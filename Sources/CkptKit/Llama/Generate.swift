@@ -23,17 +23,17 @@ public struct Generator {
     public init(model: LlamaModel, tokenizer: Tokenizer, stopIDs: Set<Int>? = nil) {
         self.model = model
         self.tokenizer = tokenizer
-        self.stopIDs = stopIDs ?? Generator.stopIDs(config: model.config, tokenizer: tokenizer, folder: nil)
+        self.stopIDs = stopIDs ?? Set(model.config.eosTokenIDs + (tokenizer.eosID.map { [$0] } ?? []))
     }
 
     /// The eos ids of a model: tokenizer, config.json, and generation_config.json in `folder` (transformers'
     /// `generate` stops on the generation config's list; the tokenizer's eos — `<|eot_id|>` for an instruct
-    /// model — ends a turn too). An unreadable generation_config.json is ignored.
-    public static func stopIDs(config: LlamaConfig, tokenizer: Tokenizer, folder: ModelFolder?) -> Set<Int> {
+    /// model — ends a turn too). A generation_config.json that is not valid JSON is a named error.
+    public static func stopIDs(config: LlamaConfig, tokenizer: Tokenizer, folder: ModelFolder?) throws -> Set<Int> {
         var s = Set(config.eosTokenIDs)
         if let e = tokenizer.eosID { s.insert(e) }
-        if let f = folder, !f.isSingleFile, f.sideFiles.contains("generation_config.json"),
-           let g = try? LlamaConfig.readJSON(f.path(of: "generation_config.json")) {
+        if let f = folder, !f.isSingleFile, f.sideFiles.contains("generation_config.json") {
+            let g = try LlamaConfig.readJSON(f.path(of: "generation_config.json"))
             if let list = g["eos_token_id"]?.arrayValue { s.formUnion(list.compactMap(\.intValue)) }
             else if let e = g["eos_token_id"]?.intValue { s.insert(e) }
         }

@@ -224,7 +224,7 @@ public struct Verification: Sendable {
                 }
             }
             let g = Generator(model: LlamaModel(weights: w, maxTokens: 64), tokenizer: tok,
-                              stopIDs: Generator.stopIDs(config: w.config, tokenizer: tok, folder: model))
+                              stopIDs: try Generator.stopIDs(config: w.config, tokenizer: tok, folder: model))
             let r = try g.run(prompt: options.prompt ?? "The", maxNewTokens: 16)
             continuation = r.text
             add("inference", "greedy continuation", .pass, "\"\(r.text.prefix(60))\"")
