@@ -195,57 +195,7 @@ def short(x, n=300):
     return s if len(s) <= n else s[:n] + "…"
 
 
-def describe_gguf(path):
-    """The file as gguf-py's GGUFReader sees it, in the format of generate_quant.describe_gguf (the converter dumps
-    in Fixtures/families/gguf/*.json were written by that function; re-implemented here so that importing the
-    generator does not change torch's global settings for the other checks)."""
-    import hashlib
-    import math
-
-    import gguf
-
-    def sha(b):
-        return hashlib.sha256(b).hexdigest()
-
-    def pyv(v):
-        if isinstance(v, float):
-            if math.isinf(v):
-                return "inf" if v > 0 else "-inf"
-            if math.isnan(v):
-                return "nan"
-        return v
-
-    r = gguf.GGUFReader(path)
-    raw = open(path, "rb").read()
-    meta = []
-    for key, field in r.fields.items():
-        if key.startswith("GGUF."):
-            continue
-        t = field.types[0]
-        entry = {"key": key, "type": t.name}
-        if t == gguf.GGUFValueType.ARRAY:
-            entry["array_type"] = field.types[-1].name if len(field.types) > 1 else None
-            n = int(field.parts[4][0])
-            if n > 64:
-                head = sum(int(p.nbytes) for p in field.parts[:5])
-                total = sum(int(p.nbytes) for p in field.parts)
-                entry["value"] = {"len": n, "sha256": sha(bytes(r.data[field.offset + head: field.offset + total])),
-                                  "first": [pyv(x) for x in field.contents(slice(0, 5))]}
-            else:
-                entry["value"] = [pyv(x) for x in field.contents()]
-        else:
-            entry["value"] = pyv(field.contents())
-        meta.append(entry)
-    tensors = []
-    for t in r.tensors:
-        rel = int(t.field.parts[5][0])
-        tensors.append({"name": t.name, "shape": [int(x) for x in t.shape.tolist()], "type": t.tensor_type.name,
-                        "offset": rel, "n_bytes": int(t.n_bytes),
-                        "sha256": sha(raw[t.data_offset: t.data_offset + t.n_bytes])})
-    d = {"file": {"size": len(raw), "sha256": sha(raw)}, "version": int(r.fields["GGUF.version"].contents()),
-         "tensor_count": len(r.tensors), "kv_count": len(meta), "alignment": int(r.alignment),
-         "data_offset": int(r.data_offset), "metadata": meta, "tensors": tensors}
-    return json.loads(json.dumps(d))  # the JSON view, as the dumps were stored
+from gguf_dump import describe_gguf  # noqa: E402  (the dump the converter's records were written with)
 
 
 def first_list_difference(expected, got, keyname):

@@ -65,6 +65,7 @@ import safetensors  # noqa: E402
 import sentencepiece  # noqa: E402
 import transformers  # noqa: E402
 from safetensors import safe_open  # noqa: E402
+from gguf_dump import describe_gguf  # noqa: E402,F401  (the one GGUF dump; generate_families.py uses it through this module)
 
 transformers.logging.set_verbosity_error()
 try:
@@ -500,67 +501,6 @@ def run_convert(lcpp: Path, model: str, outtype: str, dest: Path) -> list:
     # keep the informative log lines (no progress bars / timings)
     # keep its warnings (F16 fallbacks, RoPE type, tokenizer separator); progress bars and timings vary
     return [ln for ln in r.stderr.splitlines() if ln.startswith(("WARNING:", "ERROR:"))]
-
-
-def field_raw_value_bytes(data: np.memmap, field) -> bytes:
-    """Bytes of an ARRAY field's elements as stored (after its u32 element type and u64 count)."""
-    head = sum(int(p.nbytes) for p in field.parts[:5])  # key len, key, value type, element type, count
-    total = sum(int(p.nbytes) for p in field.parts)
-    return bytes(data[field.offset + head: field.offset + total])
-
-
-def py_value(v):
-    if isinstance(v, float):
-        return jfloat(v)
-    return v
-
-
-def describe_gguf(path: Path) -> dict:
-    """The file as gguf-py's GGUFReader (PyPI gguf 0.19.0) reads it."""
-    r = gguf.GGUFReader(str(path))
-    raw = path.read_bytes()
-    meta = []
-    for key, field in r.fields.items():
-        if key.startswith("GGUF."):
-            continue
-        t = field.types[0]
-        entry = {"key": key, "type": t.name}
-        if t == gguf.GGUFValueType.ARRAY:
-            entry["array_type"] = field.types[-1].name if len(field.types) > 1 else None
-            n = int(field.parts[4][0])
-            if n > 64:
-                entry["value"] = {
-                    "len": n,
-                    "sha256": sha256(field_raw_value_bytes(r.data, field)),
-                    "first": [py_value(x) for x in field.contents(slice(0, 5))],
-                }
-            else:
-                entry["value"] = [py_value(x) for x in field.contents()]
-        else:
-            entry["value"] = py_value(field.contents())
-        meta.append(entry)
-    tensors = []
-    for t in r.tensors:
-        rel = int(t.field.parts[5][0])
-        assert t.data_offset == r.data_offset + rel
-        tensors.append({
-            "name": t.name,
-            "shape": [int(x) for x in t.shape.tolist()],
-            "type": t.tensor_type.name,
-            "offset": rel,
-            "n_bytes": int(t.n_bytes),
-            "sha256": sha256(raw[t.data_offset: t.data_offset + t.n_bytes]),
-        })
-    return {
-        "file": {"size": len(raw), "sha256": sha256(raw)},
-        "version": int(r.fields["GGUF.version"].contents()),
-        "tensor_count": len(r.tensors),
-        "kv_count": len(meta),
-        "alignment": int(r.alignment),
-        "data_offset": int(r.data_offset),
-        "metadata": meta,
-        "tensors": tensors,
-    }
 
 
 def permute_qk(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarray:
