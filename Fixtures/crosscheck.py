@@ -12,8 +12,8 @@ Model families (issue 14; every folder of Fixtures/families/): gguf-py's GGUFRea
 bf16, q8_0) every KV and tensor of convert_hf_to_gguf.py's dump (families/gguf/<model>-<type>.json) and its file
 sha256; transformers (AutoModelForCausalLM, fp32, eager) loads ckpt's safetensors f16 and .bin f32 folders cleanly,
 every tensor equals torch's .to(dtype) of the source and the logits on the fixture prompts equal the source's cast
-the same way (.bin f32: also the expected fixture logits) to 1e-5; ckpt's int8-channel folders load and run through
-compressed-tensors (Qwen2's biases kept bit-identical); Gemma and Phi-3 are refused for GGUF (exit 1, nothing
+the same way to 1e-5 (.bin f32: also the expected fixture logits, to 1e-4); ckpt's int8-channel folders load and
+run through compressed-tensors (Qwen2's biases kept bit-identical); Gemma and Phi-3 are refused for GGUF (exit 1, nothing
 written) and converted to safetensors bit-identically, loadable by their transformers classes.
 Prints one line per check and a closing "N passed, M failed"; exits non-zero on any failure.
 """
@@ -366,7 +366,10 @@ def family_hf_output(ckpt, model, root, fmt, dt):
             e = [exp[f"prompt{i}"] for i in range(len(prompts))]
             shapes_ok = all(a.shape == b.shape for a, b in zip(got, e))
             d = max_delta(got, e) if shapes_ok else float("inf")
-            check(f"{label}: fp32 logits = the fixture's expected logits (max |Δ| {d:.1e} ≤ 1e-5)", d <= 1e-5,
+            # The fixture was computed with generate_families.py's pinned kernels (ATEN_CPU_CAPABILITY=default, one
+            # thread), this run with the machine's: float32 rounding only, growing with the trained logits' scale
+            # (|logit| up to ~20), so the Swift tests' 1e-4 applies here, not the same-run 1e-5.
+            check(f"{label}: fp32 logits = the fixture's expected logits (max |Δ| {d:.1e} ≤ 1e-4)", d <= 1e-4,
                   f"max |Δ| {d}; shapes {[tuple(x.shape) for x in got]} vs {[tuple(x.shape) for x in e]}")
     except Exception as e:  # noqa: BLE001
         check(f"{label}: transformers loads ckpt's folder and runs", False, repr(e))

@@ -75,17 +75,68 @@ MIN_MARGIN = 1e-3
 N_NEW = 12
 TOKENIZER_SEED = None  # tokenizers' BpeTrainer is deterministic (no seed)
 BASE_SEED = 20240614
+DATA_SEED = 7  # batch sampling (the same batches for every model sharing a tokenizer)
+CORPUS = HERE / "corpus.txt"  # the tiny-llama training corpus (Fixtures/make_corpus.py)
+
+# Training (the tiny-llama recipe of generate.py, fp32 eager on CPU, one thread), so that `ckpt verify`'s perplexity
+# on its built-in English text is far below vocab_size / 4. The text is Verification.builtInText
+# (Sources/CkptKit/Ops/Verify.swift), copied here; perplexity is computed as verify does (the folder's tokenizer with
+# its default special tokens, exp(mean NLL of the next-token predictions)).
+TRAIN = dict(
+    steps=400,
+    batch_size=16,
+    seq_len=64,
+    optimizer="AdamW",
+    lr=3e-3,
+    min_lr=3e-4,
+    warmup_steps=30,
+    schedule="linear warmup, cosine decay to min_lr",
+    betas=[0.9, 0.95],
+    eps=1e-8,
+    weight_decay=0.01,
+    grad_clip=1.0,
+    data="Fixtures/corpus.txt split at blank lines; each paragraph = [bos] + ids + [eos] with the folder's "
+         "tokenizer (no special tokens inside; Qwen2: no bos); the stream is concatenated, last 5% held out",
+    eval_batches="32 fixed windows of seq_len from the held-out last 5% of the token stream",
+    train_dtype="float32",
+    attn_implementation="eager",
+    init="init_weights (N(0, 1/fan_in) matrices, RMSNorm 1 + 0.1 N(0,1), Qwen2 biases N(0, 0.25)), then trained",
+    saved_dtype="bfloat16",
+    data_seed=DATA_SEED,
+)
+VERIFY_TEXT = ("Return a new list containing all items from the iterable in ascending order. "
+               "A custom key function can be supplied to customize the sort order, and the reverse flag can be set to "
+               "request the result in descending order.")
 
 # ---------------------------------------------------------------------------------------------------------------
-# prompts (the same texts for every model; ids come from each folder's own tokenizer)
+# prompts (the same texts for every model; ids come from each folder's own tokenizer). The models are trained on
+# paragraphs ending in eos, so a finished sentence is continued with eos: each prompt is the first candidate of its
+# slot (a base text + an unfinished ending, shortest ending first) whose greedy continuation has no eos id and a
+# min margin >= PICK_MARGIN for every supported model (pick_prompts).
 
-PROMPTS = [
-    "Return the value of the given object.",
-    "The caf\u00e9 is na\u00efve \u2014 \u6771\u4eac \U0001f680 is open.",
-    ("Return a new list of the items in the sequence. If the argument is not given, the default value is used "
-     "instead, and the function raises an error when the file cannot be opened. The result is a string that "
-     "contains the name of the module and the number of lines"),
+PROMPT_BASES = [
+    "Return the value of the given object",
+    "The caf\u00e9 is na\u00efve \u2014 \u6771\u4eac \U0001f680",
+    "Return a new list of the items in the sequence. If the argument is not given, the default value is used instead",
 ]
+PROMPT_ENDINGS = [": 1, 2, 3, 4, 5, 6, 7, 8,", " in [1, 2, 3, 4, 5, 6,", ": 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,",
+                  " = [0, 1, 2, 3, 4, 5, 6, 7,", " (1, 2, 3, 4, 5, 6, 7, 8,", ": 0, 0, 0, 0, 0, 0, 0, 0,",
+                  " in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", ": [1, 2], [3, 4], [5, 6],", ": a, b, c, d, e, f, g, h,",
+                  " = (0, 1, 2, 3, 4, 5,", ": 10, 20, 30, 40, 50,", " [1, 2, 3,", ", 1, 2, 3, 4, 5, 6, 7, 8,",
+                  ": x, y, z, x, y, z,", " (a, b, c, d, e, f,",
+                  ": 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,",
+                  ": 2, 2, 2, 2, 2, 2, 2, 2,", " in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,",
+                  " [1, 2, 3, 4, 5, 6, 7, 8, 9",
+                  " (1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", ": 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,",
+                  ": 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,", " to", " with", " and the", " in the", " is"]
+PROMPT_ENDINGS += [f"{pre}{opn}{', '.join(str(a + d * i) for i in range(n))},"
+                   for a in (0, 1, 2, 3, 5, 10) for n in (4, 6, 8, 10, 12, 16) for d in (0, 1, 2)
+                   for pre, opn in ((":", " "), (" in", " ["), (" =", " ("), ("", " ["))]
+PROMPT_ENDINGS = sorted(dict.fromkeys(PROMPT_ENDINGS), key=len)  # shortest first (stable): small logits files
+PROMPT_CANDIDATES = [[b + e for e in PROMPT_ENDINGS] for b in PROMPT_BASES]
+PICK_MARGIN = 2 * 1e-3
+PPL_TARGET_FRACTION = 8  # verify fails above vocab_size / 4; the generator asserts / 8
+PROMPTS = None  # set by pick_prompts
 
 LLAMA31_CHAT_TEMPLATE = (
     "{{- bos_token }}\n"
@@ -378,18 +429,107 @@ def init_weights(model, seed: int, bias_std: float = 0.5) -> None:
                 raise AssertionError(n)
 
 
-def build_folder(name: str, cfg: dict, seed: int, folder: Path) -> None:
+def token_stream(kind: str, tok: dict) -> torch.Tensor:
+    """Fixtures/corpus.txt as one token stream: per paragraph [bos] + ids + [eos], with the reference library of the
+    folder's tokenizer (tokenizers' tokenizer.json without the post-processor; sentencepiece for the SPM folders)."""
+    text = CORPUS.read_text(encoding="utf-8")
+    if kind == "spm":
+        sp = spm.SentencePieceProcessor(model_file=str(SPM_MODEL))
+        enc, bos, eos = sp.encode, [sp.bos_id()], [sp.eos_id()]
+    else:
+        t = Tokenizer.from_file(str(tok[kind]["path"]))
+        enc = lambda para: t.encode(para, add_special_tokens=False).ids  # noqa: E731
+        bos = [tok[kind]["bos"]] if kind == "llama3" else []
+        eos = [tok[kind]["end_of_text"] if kind == "llama3" else tok[kind]["endoftext"]]
+    ids = []
+    for para in text.split("\n\n"):
+        para = para.strip("\n")
+        if para:
+            ids += bos + enc(para) + eos
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def tokenizer_kind(name: str) -> str:
+    return "llama3" if name.startswith("llama") else "qwen2" if name.startswith("qwen") else "spm"
+
+
+def lr_at(step: int) -> float:
+    t = TRAIN
+    if step < t["warmup_steps"]:
+        return t["lr"] * (step + 1) / t["warmup_steps"]
+    p = (step - t["warmup_steps"]) / max(1, t["steps"] - t["warmup_steps"])
+    return t["min_lr"] + 0.5 * (t["lr"] - t["min_lr"]) * (1 + math.cos(math.pi * p))
+
+
+@torch.no_grad()
+def eval_loss(model, batch) -> float:
+    model.eval()
+    loss = model(input_ids=batch, labels=batch).loss.item()
+    model.train()
+    return loss
+
+
+def train_model(name: str, model, stream: torch.Tensor) -> dict:
+    """generate.py's train_model recipe (TRAIN) on an initialised fp32 model; returns the loss statistics."""
+    model.train()
+    T, B = TRAIN["seq_len"], TRAIN["batch_size"]
+    split = int(len(stream) * 0.95)
+    train_ids, held = stream[:split], stream[split:]
+    stride = max(T, (len(held) - T) // 32)
+    eval_batch = torch.stack([held[i * stride:i * stride + T] for i in range(32)])
+    gen = torch.Generator().manual_seed(DATA_SEED)
+    opt = torch.optim.AdamW(model.parameters(), lr=TRAIN["lr"], betas=tuple(TRAIN["betas"]),
+                            eps=TRAIN["eps"], weight_decay=TRAIN["weight_decay"])
+    init_eval = eval_loss(model, eval_batch)
+    losses = []
+    for step in range(TRAIN["steps"]):
+        ix = torch.randint(0, len(train_ids) - T, (B,), generator=gen)
+        batch = torch.stack([train_ids[i:i + T] for i in ix.tolist()])
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), TRAIN["grad_clip"])
+        opt.step()
+        losses.append(loss.item())
+    final_eval = eval_loss(model, eval_batch)
+    model.eval()
+    return {
+        "stream_tokens": len(stream), "train_tokens": split, "steps": TRAIN["steps"],
+        "initial_train_batch_loss": round(losses[0], 4),
+        "final_train_loss_mean_last_50_steps": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+        "initial_eval_loss": round(init_eval, 4),
+        "final_eval_loss": round(final_eval, 4),
+    }
+
+
+def verify_text_perplexity(model, hf_tok) -> dict:
+    """`ckpt verify`'s perplexity: the built-in text with the tokenizer's default special tokens, exp(mean NLL)."""
+    ids = hf_tok(VERIFY_TEXT)["input_ids"]
+    with torch.no_grad():
+        lg = model(torch.tensor([ids])).logits[0].float()
+    nll = torch.nn.functional.cross_entropy(lg[:-1], torch.tensor(ids[1:]), reduction="mean")
+    vocab = model.config.vocab_size
+    return {"text": "Verification.builtInText (Sources/CkptKit/Ops/Verify.swift)", "n_tokens": len(ids),
+            "perplexity": float(torch.exp(nll)), "vocab_size": vocab,
+            "verify_limit(vocab_size/4)": vocab / 4}
+
+
+def build_folder(name: str, cfg: dict, seed: int, folder: Path, stream=None):
     fresh(folder)
     write_json(folder / "config.json", cfg)
     conf = AutoConfig.from_pretrained(str(folder))
-    model = AutoModelForCausalLM.from_config(conf, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(conf, dtype=torch.float32, attn_implementation="eager")
     init_weights(model, seed)
+    stats = train_model(name, model, stream) if stream is not None else None
     model = model.to(torch.bfloat16)
     model.save_pretrained(str(folder))
     for extra in ("generation_config.json",):
         (folder / extra).unlink(missing_ok=True)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"], list(folder.iterdir())
     write_json(folder / "config.json", cfg)  # the hub spelling, overwriting transformers 5's
+    return stats
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -462,27 +602,63 @@ def rope_facts(model) -> dict:
             "rope_type": str(getattr(re_, "rope_type", None))}
 
 
-def make_model(name: str, cfg: dict, tok: dict, seeds: dict) -> dict:
+def make_model(name: str, cfg: dict, tok: dict, seeds: dict, streams: dict) -> dict:
+    """Initialise (seed BASE_SEED + 100 * index), train on the tokenizer's corpus stream, save bf16 + tokenizer."""
     folder = OUT / name
-    for attempt in range(20):
-        seed = BASE_SEED + 100 * SUPPORTED.index(name) + attempt
-        build_folder(name, cfg, seed, folder)
-        install_tokenizer(name, folder, tok)
-        prompts, logits, min_margin, model, hf_tok = expectations(name, folder)
-        if min_margin >= MIN_MARGIN and not any(p["greedy"]["eos_in_continuation"] for p in prompts):
-            break
-        print(f"  {name}: seed {seed} min margin {min_margin:.2e}, retrying", flush=True)
-    else:
-        raise SystemExit(f"{name}: no seed with margin >= {MIN_MARGIN}")
+    seed = BASE_SEED + 100 * SUPPORTED.index(name)
+    kind = tokenizer_kind(name)
+    if kind not in streams:
+        streams[kind] = token_stream(kind, tok)
+    stats = build_folder(name, cfg, seed, folder, streams[kind])
+    install_tokenizer(name, folder, tok)
     seeds[name] = seed
-    return finish_expectations(name, folder, cfg, prompts, logits, min_margin, model, hf_tok, seed)
+    return stats
 
 
-def finish_expectations(name, folder, cfg, prompts, logits, min_margin, model, hf_tok, seed) -> dict:
+def pick_prompts(names: list) -> tuple:
+    """The first candidate per slot whose cache-free greedy continuation (fp32, N_NEW tokens) has no eos id (config
+    or tokenizer) and a min margin >= PICK_MARGIN for every model; slot 0 also needs its third new token to differ
+    from the first two (a test stops generation at it)."""
+    models = {}
+    for n in names:
+        hf_tok = AutoTokenizer.from_pretrained(str(OUT / n))
+        models[n] = (load_fp32(OUT / n), hf_tok, eos_ids(OUT / n) | ({hf_tok.eos_token_id} - {None}))
+    chosen, tried = [], []
+    for slot, cands in enumerate(PROMPT_CANDIDATES):
+        for text in cands:
+            ok = True
+            for n, (model, hf_tok, stops) in models.items():
+                seq = hf_tok(text)["input_ids"]
+                n0 = len(seq)
+                with torch.no_grad():
+                    for _ in range(N_NEW):
+                        v = model(torch.tensor([seq])).logits[0, -1].float()
+                        top = torch.topk(v, 2)
+                        seq.append(int(top.indices[0]))
+                        if float(top.values[0] - top.values[1]) < PICK_MARGIN or seq[-1] in stops:
+                            ok = False
+                            break
+                if ok and slot == 0 and seq[n0 + 2] in seq[n0:n0 + 2]:
+                    ok = False
+                if not ok:
+                    tried.append({"slot": slot, "text": text, "rejected_by": n, "at_step": len(seq) - 1 - n0})
+                    break
+            if ok:
+                chosen.append(text)
+                break
+        else:
+            raise SystemExit(f"no prompt candidate for slot {slot}")
+    return chosen, tried
+
+
+def finish_expectations(name, folder, cfg, prompts, logits, min_margin, model, hf_tok, seed, stats) -> dict:
+    assert min_margin >= MIN_MARGIN and not any(p["greedy"]["eos_in_continuation"] for p in prompts), name
     st = safetensors.safe_open(str(folder / "model.safetensors"), framework="pt")
     tensors = {k: {"dtype": str(st.get_slice(k).get_dtype()), "shape": list(st.get_slice(k).get_shape())}
                for k in st.keys()}
     c = model.config
+    ppl = verify_text_perplexity(model, hf_tok)
+    assert ppl["perplexity"] <= c.vocab_size / PPL_TARGET_FRACTION, (name, ppl)
     exp = {
         "model": name,
         "folder": f"Fixtures/families/{name}",
@@ -508,6 +684,9 @@ def finish_expectations(name, folder, cfg, prompts, logits, min_margin, model, h
         },
         "rope": rope_facts(model),
         "tensors": {"count": len(tensors), "names": tensors},
+        "training": stats,
+        "verify_text_perplexity": ppl["perplexity"],
+        "verify_text": {k: v for k, v in ppl.items() if k != "perplexity"},
         "prompts": prompts,
         "min_greedy_margin": min_margin,
     }
@@ -652,6 +831,7 @@ def gguf_summary(path: Path, desc: dict) -> dict:
 
 
 def main() -> None:
+    global PROMPTS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sdist", type=Path, default=None,
                     help=f"llama_cpp_python-{gq.LLAMA_CPP_PYTHON_VERSION}.tar.gz (default: pip download it)")
@@ -669,12 +849,20 @@ def main() -> None:
         cfgs = model_configs(tok)
         print(f"tokenizers: llama3 {tok['llama3']['size']}, qwen2 {tok['qwen2']['size']} "
               f"(vocab_size {tok['qwen2']['padded']}), spm {tok['spm']['size']}", flush=True)
-        exps = {}
-        for name in SUPPORTED:
-            if name == "llama31-tf5":
-                continue
-            exps[name] = make_model(name, cfgs[name], tok, seeds)
-            print(f"{name}: min margin {exps[name]['min_greedy_margin']:.4f}, "
+        exps, stats, streams = {}, {}, {}
+        trained = [n for n in SUPPORTED if n != "llama31-tf5"]
+        for name in trained:
+            stats[name] = make_model(name, cfgs[name], tok, seeds, streams)
+            print(f"{name}: eval loss {stats[name]['initial_eval_loss']:.3f} -> {stats[name]['final_eval_loss']:.3f}",
+                  flush=True)
+        PROMPTS, rejected = pick_prompts(trained)
+        print(f"prompts: {PROMPTS} ({len(rejected)} candidates rejected)", flush=True)
+        for name in trained:
+            prompts, logits, mm, model, hf_tok = expectations(name, OUT / name)
+            exps[name] = finish_expectations(name, OUT / name, cfgs[name], prompts, logits, mm, model, hf_tok,
+                                             seeds[name], stats[name])
+            print(f"{name}: min margin {exps[name]['min_greedy_margin']:.4f}, verify-text perplexity "
+                  f"{exps[name]['verify_text_perplexity']:.1f} (vocab {exps[name]['config']['vocab_size']}), "
                   f"logit std {exps[name]['prompts'][2]['logits']['std']:.3f}", flush=True)
 
         # llama31-tf5: llama31's weights and tokenizer, config.json as transformers 5 writes it
@@ -686,7 +874,7 @@ def main() -> None:
         prompts, logits, mm, model, hf_tok = expectations("llama31-tf5", dst)
         ref = safetensors.torch.load_file(str(EXP / "llama31.logits.safetensors"))
         e = finish_expectations("llama31-tf5", dst, json.loads((src / "config.json").read_text()), prompts, logits,
-                                mm, model, hf_tok, seeds["llama31"])
+                                mm, model, hf_tok, seeds["llama31"], stats["llama31"])
         e["same_as_llama31"] = {
             "logits_bit_identical": all(torch.equal(ref[k], logits[k]) for k in ref),
             "greedy_identical": [p["greedy"]["new_ids"] for p in prompts]
@@ -707,7 +895,8 @@ def main() -> None:
                                 "max_abs_delta_positions_ge_8": float(d[8:].max()) if len(d) > 8 else None,
                                 "first_position_with_delta": next((j for j, x in enumerate(d.tolist()) if x > 0),
                                                                   None)}
-        assert sw["prompt2"]["max_abs_delta_positions_lt_8"] == 0.0 and sw["prompt2"]["max_abs_delta_positions_ge_8"] > 0.5
+        assert (sw["prompt2"]["max_abs_delta_positions_lt_8"] == 0.0
+                and sw["prompt2"]["max_abs_delta_positions_ge_8"] > 0.01), sw
         exps["mistral-swa8"]["sliding_window_check"] = {
             "what": "max |logits(sliding_window=8) - logits(sliding_window=None)| per prompt, transformers fp32 eager",
             **sw}
@@ -740,8 +929,18 @@ def main() -> None:
             "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
             "sentencepiece": spm.__version__, "safetensors": safetensors.__version__,
             "gguf (PyPI; reader)": gq._dist_version("gguf"), "numpy": np.__version__,
-            "seeds": {"models": seeds, "rule": f"{BASE_SEED} + 100*index in SUPPORTED + retry (first seed whose "
-                                              f"greedy min margin >= {MIN_MARGIN} and continuation has no eos)"},
+            "seeds": {"models": seeds, "data": DATA_SEED,
+                      "rule": f"init {BASE_SEED} + 100*index in SUPPORTED (refused folders: {BASE_SEED} + 5000 + "
+                              f"index); batches torch.Generator().manual_seed(data)"},
+            "training": TRAIN,
+            "corpus": {"file": "Fixtures/corpus.txt", "sha256": sha256(CORPUS.read_bytes()),
+                       "stream_tokens": {k: len(v) for k, v in sorted(streams.items())}},
+            "prompts": {"rule": f"per slot the first candidate (base + ending) whose cache-free fp32 greedy "
+                                f"continuation of {N_NEW} tokens has no eos id and every margin >= {PICK_MARGIN} for "
+                                f"every trained model; the final greedy (generate) must keep margin >= {MIN_MARGIN}",
+                        "bases": PROMPT_BASES, "endings": PROMPT_ENDINGS, "chosen": PROMPTS,
+                        "candidates_rejected_per_slot": [sum(r["slot"] == i for r in rejected)
+                                                         for i in range(len(PROMPT_BASES))]},
             "tokenizers_trained": {
                 "corpus": "Fixtures/tokenizers/corpus.txt (lines)",
                 "llama3": {"trainer": "generate_tokenizers.train_bytelevel(lines, LLAMA3_PATTERN, 1000, qwen=False)"
