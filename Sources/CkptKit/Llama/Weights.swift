@@ -236,15 +236,8 @@ public struct LlamaWeights: Sendable {
         rotary = family == .qwen2 ? .halves : .adjacentPairs
         ignoredTensors = []
 
-        // The tensor set of the architecture (gguf-py MODEL_TENSORS as llama.cpp's loaders read them).
-        var known: Set<String> = ["token_embd.weight", "output_norm.weight", "output.weight"]
-        if family == .llama { known.insert("rope_freqs.weight") }
-        for i in 0..<c.numHiddenLayers {
-            for n in ["attn_norm", "ffn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
-                known.insert("blk.\(i).\(n).weight")
-            }
-            if family == .qwen2 { for n in ["attn_q", "attn_k", "attn_v"] { known.insert("blk.\(i).\(n).bias") } }
-        }
+        // The tensor set of the architecture: the one the exporter writes (ModelFamily's GGUF names).
+        let known = family.ggufTensorNames(c)
         for t in gguf.tensors where !known.contains(t.name) {
             throw FamilyError.unexpectedTensor(model: gguf.path, tensor: t.name, family: "GGUF \(arch)", purpose: Self.purpose)
         }

@@ -128,6 +128,36 @@ public enum ModelFamily: String, Sendable, CaseIterable {
         return names
     }
 
+    /// HF name → GGUF name (gguf-py `TENSOR_NAMES`; nil: not a tensor of these families). Biases keep their suffix.
+    public static func ggufName(_ hf: String) -> String? {
+        switch hf {
+        case "model.embed_tokens.weight": return "token_embd.weight"
+        case "model.norm.weight": return "output_norm.weight"
+        case "lm_head.weight": return "output.weight"
+        default: break
+        }
+        guard hf.hasPrefix("model.layers.") else { return nil }
+        let rest = hf.dropFirst("model.layers.".count)
+        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else { return nil }
+        let part = String(rest[rest.index(after: dot)...])
+        let map = [
+            "input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weight": "attn_q.weight",
+            "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
+            "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+            "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
+            "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
+        ]
+        return map[part].map { "blk.\(layer).\($0)" }
+    }
+
+    /// Every tensor name a GGUF file of this family may hold: the HF set under its GGUF names, plus
+    /// `rope_freqs.weight` in `llama` files (written for llama3 rope scaling).
+    public func ggufTensorNames(_ c: LlamaConfig) -> Set<String> {
+        var names = Set(tensorNames(c).compactMap(Self.ggufName))
+        if ggufArchitecture == "llama" { names.insert("rope_freqs.weight") }
+        return names
+    }
+
     /// Family, supported features and tensor set of `model` in one check, for architecture-dependent commands.
     /// Rotary buffers (`*.rotary_emb.inv_freq`) are ignored as the converter ignores them.
     public static func require(_ model: ModelFolder, config: LlamaConfig, purpose: String) throws(FamilyError) -> ModelFamily {

@@ -13,28 +13,6 @@ import Darwin
 public enum GGUFExport {
     static let purpose = "GGUF export"
 
-    /// HF name → GGUF name (nil: not a tensor GGUF export knows).
-    public static func ggufName(_ hf: String) -> String? {
-        switch hf {
-        case "model.embed_tokens.weight": return "token_embd.weight"
-        case "model.norm.weight": return "output_norm.weight"
-        case "lm_head.weight": return "output.weight"
-        default: break
-        }
-        guard hf.hasPrefix("model.layers."), !Delta.isBuffer(hf) else { return nil }
-        let rest = hf.dropFirst("model.layers.".count)
-        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]) else { return nil }
-        let part = String(rest[rest.index(after: dot)...])
-        let map = [
-            "input_layernorm.weight": "attn_norm.weight", "self_attn.q_proj.weight": "attn_q.weight",
-            "self_attn.k_proj.weight": "attn_k.weight", "self_attn.v_proj.weight": "attn_v.weight",
-            "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-            "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight",
-            "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
-        ]
-        return map[part].map { "blk.\(layer).\($0)" }
-    }
-
     /// `general.file_type` (LlamaFileType).
     static func fileType(_ t: DType) -> UInt32 {
         switch t {
@@ -81,7 +59,7 @@ public enum GGUFExport {
         }
         // The converter's order: shard files in index order, each file's tensors in its own (sorted) order.
         for t in model.weightFiles.flatMap(\.tensors) where !Delta.isBuffer(t.name) {
-            guard let name = ggufName(t.name) else {  // ModelFamily.require has refused these already
+            guard let name = ModelFamily.ggufName(t.name) else {  // ModelFamily.require has refused these already
                 throw FamilyError.unexpectedTensor(model: model.displayName, tensor: t.name, family: family.architecture, purpose: purpose)
             }
             guard t.info.dtype.isFloat else {
